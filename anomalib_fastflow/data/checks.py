@@ -42,7 +42,8 @@ class DataCheck(Callback):
             if samples is None:
                 continue
             if name == "train_data" and len(samples) == 0:
-                msg = f"No training images found for {type(datamodule).__name__} at {getattr(datamodule, 'root', '?')}"
+                where = Path(getattr(datamodule, "root", "?")) / getattr(datamodule, "category", "")
+                msg = f"No training images found for {type(datamodule).__name__} in {where}"
                 raise ValueError(msg)
             check_image_files(samples["image_path"])
             if "mask_path" in samples:

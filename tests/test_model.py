@@ -1,0 +1,85 @@
+"""The anomalib module and the torch model: any input size, save/load, inverse, checkpoint checks."""
+
+import io
+from pathlib import Path
+
+import pytest
+import torch
+from anomalib.data import InferenceBatch
+from anomalib.engine import Engine
+
+from anomalib_fastflow import FastFlow, MVTec
+from anomalib_fastflow.loss import negative_log_likelihood
+
+
+def _engine(tmp_path: Path, **kwargs: object) -> Engine:
+    return Engine(default_root_dir=tmp_path, logger=False, **kwargs)
+
+
+def test_odd_input_size_trains_and_maps_at_input_size(tiny_dataset: Path, tmp_path: Path) -> None:
+    model = FastFlow(input_size=250, flow_steps=2)
+    assert [shape[1:] for shape in model.model.feature_shapes] == [(63, 63), (32, 32), (16, 16)]
+    datamodule = MVTec(root=tiny_dataset, category="brick", train_batch_size=4, eval_batch_size=4, num_workers=0)
+    before = [parameter.clone() for parameter in model.model.flows.parameters()]
+    _engine(tmp_path, max_epochs=1, limit_val_batches=0).fit(model, datamodule=datamodule)
+    after = list(model.model.flows.parameters())
+    assert any(not torch.equal(a, b) for a, b in zip(before, after, strict=True))
+
+    model.eval()
+    with torch.no_grad():
+        output = model.model(torch.randn(2, 3, 250, 250))
+    assert isinstance(output, InferenceBatch)
+    assert output.anomaly_map.shape == (2, 1, 250, 250)
+    assert output.pred_score.shape == (2,)
+    assert torch.isfinite(output.anomaly_map).all()
+
+
+def test_whole_model_save_load_round_trip() -> None:
+    torch.manual_seed(0)
+    model = FastFlow(input_size=64, flow_steps=2).eval()
+    buffer = io.BytesIO()
+    torch.save(model, buffer)
+    buffer.seek(0)
+    loaded = torch.load(buffer, weights_only=False).eval()
+    images = torch.rand(2, 3, 64, 64)
+    with torch.no_grad():
+        expected, actual = model.model(images), loaded.model(images)
+    torch.testing.assert_close(actual.anomaly_map, expected.anomaly_map, atol=0, rtol=0)
+    torch.testing.assert_close(actual.pred_score, expected.pred_score, atol=0, rtol=0)
+
+
+def test_inverse_flow_regenerates_features() -> None:
+    """Paper Fig. 4: features come back from latents, and a local latent change stays local."""
+    torch.manual_seed(0)
+    model = FastFlow(input_size=96, flow_steps=4).model.eval()
+    with torch.no_grad():
+        features = model.feature_extractor(torch.randn(1, 3, 96, 96))
+        latents, _ = model.encode(features)
+        regenerated = model.decode(latents)
+        for feature, norm, generated in zip(features, model.norms, regenerated, strict=True):
+            torch.testing.assert_close(generated, norm(feature), atol=1e-4, rtol=1e-4)
+        polluted = [z.clone() for z in latents]
+        polluted[0][..., :4, :4] += 3.0
+        changed = (model.decode(polluted)[0] - regenerated[0]).abs().amax(dim=1)[0]
+    assert changed[:4, :4].min() > 0
+    assert changed[-8:, -8:].max() < 1e-5  # far from the disturbance, nothing moved
+
+
+def test_loss_is_the_negative_log_likelihood() -> None:
+    z = [torch.zeros(2, 3, 4, 4), torch.ones(2, 1, 2, 2)]
+    log_jacobians = [torch.tensor([1.0, 3.0]), torch.tensor([0.0, 0.0])]
+    assert negative_log_likelihood(z, log_jacobians).item() == pytest.approx(-2.0 + 0.5 * 4)
+
+
+def test_checkpoint_of_another_backbone_is_refused() -> None:
+    other = FastFlow(backbone="resnet18", weights="random", input_size=64, flow_steps=2)
+    checkpoint = {"state_dict": other.state_dict(), "hyper_parameters": dict(other.hparams)}
+    model = FastFlow(input_size=64, flow_steps=2)
+    with pytest.raises(ValueError, match=r"trained with backbone='resnet18'.*this model has backbone='tf_efficientnet_lite0'"):
+        model.on_load_checkpoint(checkpoint)
+
+
+def test_input_size_must_agree_with_the_pre_processor() -> None:
+    pre_processor = FastFlow.configure_pre_processor((128, 128))
+    with pytest.raises(ValueError, match=r"input_size=\(64, 64\) disagrees with the pre-processor's \(128, 128\)"):
+        FastFlow(input_size=64, pre_processor=pre_processor)
