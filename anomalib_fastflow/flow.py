@@ -42,8 +42,8 @@ class FastFlowBlock(AllInOneBlock):
     FrEIA 0.2 keeps its global-scale activation in a lambda (so ``torch.save(model)`` fails) and
     permutes channels by a 1x1 convolution with a dense permutation matrix. This block drops the
     lambda for a method and stores the permutation as index buffers, so the permutation is a
-    gather (``x[:, perm]``) in eager mode and in exported graphs. Only hard permutations and the
-    ``SOFTPLUS`` global affine type, which FastFlow uses, are offered.
+    gather along channels (``index_select``), one ``Gather`` in exported graphs. Only hard
+    permutations and the ``SOFTPLUS`` global affine type, which FastFlow uses, are offered.
     """
 
     def __init__(
@@ -78,8 +78,8 @@ class FastFlowBlock(AllInOneBlock):
         scale = self.global_scale_activation(self.global_scale)
         log_jac = torch.sum(torch.log(scale))
         if rev:
-            return (x[:, self.inverse_permutation] - self.global_offset) / scale, log_jac
-        return (x * scale + self.global_offset)[:, self.permutation], log_jac
+            return (torch.index_select(x, 1, self.inverse_permutation) - self.global_offset) / scale, log_jac
+        return torch.index_select(x * scale + self.global_offset, 1, self.permutation), log_jac
 
 
 def build_flow(
