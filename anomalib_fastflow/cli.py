@@ -3,6 +3,7 @@
 Subcommands:
     demo            build the demo dataset, train and test FastFlow on each category, print AUROCs
     build-demo-data write the demo dataset only
+    export          export a checkpoint to ONNX / OpenVINO / TensorRT and report parity and latency
 """
 
 import csv
@@ -15,7 +16,10 @@ from lightning.pytorch import seed_everything
 
 from .backbones import OFFLINE_BACKBONE
 from .data import MVTec, build_demo_dataset
+from .data.arrays import split_arrays
 from .data.demo import TEXTURES
+from .export import FORMATS, ParityRow, TorchRuntime, export_formats, format_report, load_runtime, parity_report
+from .export.exporter import load_checkpoint
 from .lightning_model import FastFlow
 
 
@@ -92,9 +96,49 @@ def build_demo_data(root: Path = Path("datasets/demo"), seed: int = 0) -> Path:
     return build_demo_dataset(root, seed=seed)
 
 
+def export(
+    ckpt_path: Path,
+    data_root: Path,
+    category: str,
+    output: Path = Path("results/export"),
+    formats: list[str] = list(FORMATS),
+    calibration_images: int = 32,
+    repeats: int = 20,
+) -> list[ParityRow]:
+    """Export a FastFlow checkpoint and check every format against PyTorch on a test split.
+
+    Prints, per format: max/mean absolute anomaly-map difference to PyTorch eager, image AUROC
+    and its drop, latency (median, min-max) and FPS at batch 1 and 8. Formats that cannot run
+    here (TensorRT without a GPU) are listed with the reason. The table goes to ``output/parity.md``.
+
+    Args:
+        ckpt_path: Lightning checkpoint of ``anomalib_fastflow.FastFlow``.
+        data_root: Dataset root in MVTec AD layout.
+        category: Category whose ``test`` split is compared and whose ``train`` images calibrate INT8.
+        output: Folder for the exported models and the report.
+        formats: Any of onnx, openvino_fp32, openvino_fp16, openvino_int8, openvino_int8_ptq,
+            tensorrt_fp32, tensorrt_fp16.
+        calibration_images: Normal training images used to calibrate ``openvino_int8_ptq``.
+        repeats: Timed runs per latency figure (after two warm-up runs).
+    """
+    model = load_checkpoint(ckpt_path)
+    size = tuple(model.input_size)
+    images, labels = split_arrays(data_root, category, "test", size)
+    normal_images, _ = split_arrays(data_root, category, "train", size)
+    paths, skipped = export_formats(model, output, formats, normal_images[:calibration_images])
+    runtimes = {name: load_runtime(name, path) for name, path in paths.items()}
+    rows = parity_report(TorchRuntime(model), runtimes, images, labels, repeats=repeats)
+    report = format_report(rows)
+    (Path(output) / "parity.md").write_text(report + "\n")
+    print(f"\nParity against PyTorch eager on {len(images)} test images of {category}:\n{report}")
+    for name, reason in skipped.items():
+        print(f"{name}: skipped: {reason}")
+    return rows
+
+
 def main() -> None:
     """Entry point of the ``anomalib-fastflow`` command."""
-    auto_cli([demo, build_demo_data], as_positional=False)
+    auto_cli([demo, build_demo_data, export], as_positional=False)
 
 
 if __name__ == "__main__":

@@ -6,7 +6,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
+from anomalib.data.utils import read_image
+from anomalib.deploy import OpenVINOInferencer, TorchInferencer
 
 from anomalib_fastflow.cli import demo
 
@@ -19,7 +22,9 @@ def _run(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     return subprocess.run([ANOMALIB, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
 
 
-def test_anomalib_cli_trains_tests_and_predicts(tiny_dataset: Path, tmp_path: Path) -> None:
+def test_anomalib_cli_trains_tests_predicts_and_exports(
+    tiny_dataset: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     train = _run(
         "train", "--model", "anomalib_fastflow.FastFlow", "--data", "MVTec",
         "--data.root", str(tiny_dataset), "--data.category", "brick", "--data.num_workers", "0",
@@ -38,6 +43,22 @@ def test_anomalib_cli_trains_tests_and_predicts(tiny_dataset: Path, tmp_path: Pa
     )  # fmt: skip
     assert predict.returncode == 0, predict.stderr[-3000:]
     assert len(list((tmp_path / "predict").rglob("*.png"))) == 2
+
+    for export_type, exported in (("openvino", "weights/openvino/model.xml"), ("torch", "weights/torch/model.pt")):
+        result = _run(
+            "export", "--model", "anomalib_fastflow.FastFlow", "--model.flow_steps", "4",
+            "--ckpt_path", str(checkpoint), "--export_type", export_type,
+            "--default_root_dir", str(tmp_path / export_type),
+            cwd=tmp_path,
+        )  # fmt: skip
+        assert result.returncode == 0, result.stderr[-3000:]
+        assert (tmp_path / export_type / exported).is_file()
+    monkeypatch.setenv("TRUST_REMOTE_CODE", "1")  # our own file: anomalib's pickle opt-in
+    image = read_image(tiny_dataset / "brick" / "test" / "hole" / "000.png", as_tensor=True)
+    torch_map = TorchInferencer(tmp_path / "torch" / "weights" / "torch" / "model.pt").predict(image).anomaly_map
+    openvino = OpenVINOInferencer(tmp_path / "openvino" / "weights" / "openvino" / "model.xml", device="CPU")
+    openvino_map = openvino.predict(image.numpy()).anomaly_map
+    np.testing.assert_allclose(openvino_map.squeeze(), torch_map.detach().numpy().squeeze(), atol=1e-4)
 
     wrong = _run(
         "test", "--model", "anomalib_fastflow.FastFlow", "--ckpt_path", str(checkpoint), "--data", "MVTec",

@@ -1,0 +1,21 @@
+"""Export to ONNX, OpenVINO and TensorRT, runtimes with one call style, and parity reports."""
+
+from .exporter import FORMATS, export_formats, load_runtime
+from .parity import ParityRow, format_report, parity_report
+from .runtimes import OnnxRuntime, OpenVINORuntime, TorchRuntime
+from .tensorrt import TensorRTInferencer, build_engine, unavailable_reason
+
+__all__ = [
+    "FORMATS",
+    "OnnxRuntime",
+    "OpenVINORuntime",
+    "ParityRow",
+    "TensorRTInferencer",
+    "TorchRuntime",
+    "build_engine",
+    "export_formats",
+    "format_report",
+    "load_runtime",
+    "parity_report",
+    "unavailable_reason",
+]

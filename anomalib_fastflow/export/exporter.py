@@ -1,0 +1,124 @@
+"""Export a trained FastFlow to ONNX, OpenVINO (FP32, FP16, INT8) and TensorRT (FP32, FP16).
+
+ONNX comes from anomalib's exporter (pre- and post-processing inside the graph, dynamic batch and
+image size: the graph resizes any RGB image to the model's input size); OpenVINO converts that ONNX file, which keeps every op exact (the direct
+PyTorch conversion is avoided). Two INT8 variants, both NNCF: ``openvino_int8`` compresses weights
+to INT8 (activations stay floating point; needs no data), ``openvino_int8_ptq`` quantises weights
+and activations, calibrated on normal images only. The flows' density estimate is sensitive to
+small feature shifts, so the export command reports each format's AUROC drop next to its speed.
+TensorRT engines are built from the same ONNX file.
+"""
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from anomalib.models.components import AnomalibModule
+from anomalib.utils.serialization import anomalib_safe_globals
+
+from ..lightning_model import FastFlow
+from . import tensorrt
+from .runtimes import OnnxRuntime, OpenVINORuntime, Runtime
+
+OPENVINO_FORMATS = ("openvino_fp32", "openvino_fp16", "openvino_int8", "openvino_int8_ptq")
+TENSORRT_FORMATS = ("tensorrt_fp32", "tensorrt_fp16")
+FORMATS = ("onnx", *OPENVINO_FORMATS, *TENSORRT_FORMATS)
+
+
+def load_checkpoint(path: Path) -> FastFlow:
+    """A trained ``FastFlow`` from a Lightning checkpoint, backbone weights included (no download).
+
+    Raises:
+        FileNotFoundError: No file at ``path``.
+        ValueError: The checkpoint is not a FastFlow checkpoint (e.g. another anomalib model's).
+    """
+    if not Path(path).is_file():
+        msg = f"Checkpoint not found: {path}"
+        raise FileNotFoundError(msg)
+    with anomalib_safe_globals(extra=FastFlow.checkpoint_safe_globals()):
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    if not any(key.startswith("model.flows.") for key in checkpoint.get("state_dict", {})):
+        msg = f"{path} is not a FastFlow checkpoint (it holds no flow weights); export takes anomalib_fastflow.FastFlow checkpoints."
+        raise ValueError(msg)
+    return FastFlow.load_from_checkpoint(path, map_location="cpu", weights="random").eval()
+
+
+def export_formats(
+    model: AnomalibModule,
+    output: Path,
+    formats: Sequence[str] = FORMATS,
+    calibration_images: np.ndarray | None = None,
+    tensorrt_batch_sizes: tuple[int, int, int] = (1, 8, 8),
+) -> tuple[dict[str, Path], dict[str, str]]:
+    """Write each requested format under ``output``.
+
+    Args:
+        model: Trained model with a fixed input size (TensorRT engines take images of that size).
+        output: Folder for the exported files.
+        formats: Names from ``FORMATS``; ``onnx`` is always written (the others start from it).
+        calibration_images: Normal images ``(N, 3, H, W)`` to calibrate ``openvino_int8_ptq``.
+        tensorrt_batch_sizes: ``(min, opt, max)`` batch of the TensorRT engines.
+
+    Returns:
+        The written files by format, and the skipped formats with the reason (TensorRT without a GPU).
+
+    Raises:
+        ValueError: An unknown format, PTQ without calibration images, or no input size.
+    """
+    unknown = sorted(set(formats) - set(FORMATS))
+    if unknown:
+        msg = f"Unknown export formats {unknown}; choose from {list(FORMATS)}."
+        raise ValueError(msg)
+    if "openvino_int8_ptq" in formats and calibration_images is None:
+        msg = "openvino_int8_ptq needs calibration_images (a few normal images)."
+        raise ValueError(msg)
+    if model.input_size is None:
+        msg = "The model has no fixed input size to export with; give it a pre-processor that resizes."
+        raise ValueError(msg)
+    output = Path(output)
+    # opset 18 is what torch's exporter writes; asking for it skips a failing down-conversion.
+    paths = {"onnx": model.to_onnx(output, opset_version=18)}
+    skipped: dict[str, str] = {}
+    if any(name in formats for name in OPENVINO_FORMATS):
+        import openvino
+
+        ov_model = openvino.convert_model(paths["onnx"])
+        for name in (name for name in OPENVINO_FORMATS if name in formats):
+            paths[name] = output / name / "model.xml"
+            compressed = _compress(ov_model, name, calibration_images)
+            openvino.save_model(compressed, paths[name], compress_to_fp16=name == "openvino_fp16")
+    for name in (name for name in TENSORRT_FORMATS if name in formats):
+        reason = tensorrt.unavailable_reason()
+        if reason:
+            skipped[name] = reason
+            continue
+        engine = output / name / "model.engine"
+        paths[name] = tensorrt.build_engine(
+            paths["onnx"], engine, tuple(model.input_size), fp16=name == "tensorrt_fp16", batch_sizes=tensorrt_batch_sizes
+        )
+    return paths, skipped
+
+
+def _compress(ov_model: "openvino.Model", name: str, calibration_images: np.ndarray | None) -> "openvino.Model":
+    """The OpenVINO model for format ``name``: as is, INT8 weights, or INT8 weights and activations."""
+    if name not in ("openvino_int8", "openvino_int8_ptq"):
+        return ov_model
+    import nncf
+
+    if name == "openvino_int8":
+        return nncf.compress_weights(ov_model.clone())
+    calibration = nncf.Dataset([image[None] for image in calibration_images])
+    return nncf.quantize(ov_model, calibration, subset_size=len(calibration_images))
+
+
+def load_runtime(name: str, path: Path) -> Runtime:
+    """The runtime that runs format ``name`` from ``path``."""
+    if name == "onnx":
+        return OnnxRuntime(path)
+    if name in OPENVINO_FORMATS:
+        return OpenVINORuntime(path)
+    if name in TENSORRT_FORMATS:
+        return tensorrt.TensorRTRuntime(path)
+    msg = f"Unknown export format {name!r}; choose from {list(FORMATS)}."
+    raise ValueError(msg)

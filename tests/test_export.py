@@ -1,0 +1,118 @@
+"""Export parity on demo data: ONNX Runtime, OpenVINO FP32/FP16/INT8 against PyTorch; TensorRT on a GPU."""
+
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+import torch
+from anomalib.data.utils import read_image
+from anomalib.deploy import OpenVINOInferencer
+from anomalib.engine import Engine
+from lightning.pytorch import seed_everything
+
+from anomalib_fastflow import FastFlow, MVTec, build_demo_dataset
+from anomalib_fastflow.cli import export
+from anomalib_fastflow.data.arrays import split_arrays
+from anomalib_fastflow.export import (
+    OnnxRuntime,
+    TensorRTInferencer,
+    TorchRuntime,
+    build_engine,
+    export_formats,
+    unavailable_reason,
+)
+from anomalib_fastflow.export.exporter import load_checkpoint
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """A FastFlow trained for 8 epochs on the demo's brick category, its checkpoint and data."""
+    root = tmp_path_factory.mktemp("export")
+    data = build_demo_dataset(root / "data", ["brick"], seed=0)
+    seed_everything(0)
+    datamodule = MVTec(root=data, category="brick", train_batch_size=8, eval_batch_size=8, num_workers=0)
+    Engine(max_epochs=8, default_root_dir=root / "results", logger=False).fit(FastFlow(), datamodule=datamodule)
+    [checkpoint] = (root / "results").glob("FastFlow/MVTec/brick/v0/weights/lightning/model.ckpt")
+    return {"root": root, "data": data, "checkpoint": checkpoint}
+
+
+@pytest.fixture(scope="module")
+def report(trained: dict[str, Path]) -> dict[str, object]:
+    """The export command's rows, one per format, plus where it wrote the files."""
+    output = trained["root"] / "exported"
+    formats = ["onnx", "openvino_fp32", "openvino_fp16", "openvino_int8", "openvino_int8_ptq"]
+    rows = export(trained["checkpoint"], trained["data"], "brick", output=output, formats=formats, repeats=2)
+    return {"rows": {row.name: row for row in rows}, "output": output}
+
+
+def test_fp32_runtimes_match_pytorch(report: dict[str, object]) -> None:
+    rows = report["rows"]
+    assert rows["torch"].image_auroc > 0.9
+    for name in ("onnx", "openvino_fp32"):
+        assert rows[name].max_relative <= 1e-4, rows[name]
+        assert round(rows[name].image_auroc, 3) == round(rows["torch"].image_auroc, 3)
+
+
+def test_reduced_precision_keeps_auroc(report: dict[str, object]) -> None:
+    rows = report["rows"]
+    for name in ("openvino_fp16", "openvino_int8"):
+        assert abs(rows[name].image_auroc - rows["torch"].image_auroc) <= 0.01, rows[name]
+    assert 0.0 <= rows["openvino_int8_ptq"].image_auroc <= 1.0  # reported, whatever it shows
+    assert "openvino_int8_ptq" in (report["output"] / "parity.md").read_text()
+
+
+def test_onnx_graph_permutes_by_gather_without_dense_matmuls(report: dict[str, object]) -> None:
+    graph = onnx.load(str(report["output"] / "weights" / "onnx" / "model.onnx")).graph
+    ops = Counter(node.op_type for node in graph.node)
+    assert ops["MatMul"] == 0 and ops["Gemm"] == 0
+    assert ops["Gather"] >= 3 * 8  # one per flow step
+    assert [output.name for output in graph.output][:4] == ["pred_score", "pred_label", "anomaly_map", "pred_mask"]
+
+
+def test_anomalib_openvino_inferencer_matches_the_checkpoint(trained: dict[str, Path], report: dict[str, object]) -> None:
+    model = load_checkpoint(trained["checkpoint"])
+    image_path = trained["data"] / "brick" / "test" / "stain" / "000.png"
+    images, _ = split_arrays(trained["data"], "brick", "test", tuple(model.input_size))
+    inferencer = OpenVINOInferencer(report["output"] / "openvino_fp32" / "model.xml", device="CPU")
+    predicted = inferencer.predict(images[0])
+    expected = TorchRuntime(model)(images[:1])
+    np.testing.assert_allclose(predicted.anomaly_map, expected["anomaly_map"], atol=1e-4)
+    raw = inferencer.predict(image_path)  # the 160 px file as it is: the graph resizes it itself
+    raw_image = read_image(image_path, as_tensor=True)[None].numpy()
+    assert raw_image.shape[-2:] == (160, 160)
+    np.testing.assert_allclose(raw.anomaly_map, TorchRuntime(model)(raw_image)["anomaly_map"], atol=1e-4)
+
+
+def test_runtime_refuses_images_without_three_channels(report: dict[str, object]) -> None:
+    runtime = OnnxRuntime(report["output"] / "weights" / "onnx" / "model.onnx")
+    with pytest.raises(ValueError, match=r"Expected RGB images of shape \(N, 3, H, W\), got shape \(1, 1, 256, 256\)"):
+        runtime(np.zeros((1, 1, 256, 256), dtype=np.float32))
+
+
+def test_checkpoint_of_another_model_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "patchcore.ckpt"
+    torch.save({"state_dict": {"model.memory_bank": torch.zeros(4, 8)}, "hyper_parameters": {}}, path)
+    with pytest.raises(ValueError, match="is not a FastFlow checkpoint"):
+        load_checkpoint(path)
+
+
+def test_unknown_export_format_is_named(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match=r"Unknown export formats \['coreml'\]"):
+        export_formats(FastFlow(input_size=64, flow_steps=2), tmp_path, ["onnx", "coreml"])
+
+
+@pytest.mark.skipif(unavailable_reason() is not None, reason=str(unavailable_reason()))
+@pytest.mark.parametrize("fp16", [False, True])
+def test_tensorrt_engine_matches_pytorch(trained: dict[str, Path], report: dict[str, object], fp16: bool) -> None:
+    model = load_checkpoint(trained["checkpoint"])
+    size = tuple(model.input_size)
+    onnx_path = report["output"] / "weights" / "onnx" / "model.onnx"
+    engine = build_engine(onnx_path, trained["root"] / f"trt{fp16}.engine", size, fp16=fp16, batch_sizes=(1, 4, 8))
+    images, _ = split_arrays(trained["data"], "brick", "test", size)
+    predicted = TensorRTInferencer(engine).predict(images[:4])
+    expected = TorchRuntime(model)(images[:4])
+    np.testing.assert_allclose(predicted.anomaly_map, expected["anomaly_map"], atol=1e-2 if fp16 else 1e-4)
