@@ -8,6 +8,7 @@ Example:
 """
 
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -120,8 +121,31 @@ class FastFlow(AnomalibModule):
         del args, kwargs
         latents, log_jacobians = self.model(batch.image)
         loss = negative_log_likelihood(latents, log_jacobians)
+        if not torch.isfinite(loss):
+            self._stop_with_last_good_weights(f"the training loss is {loss.item()} for images {batch.image_path}")
         self.log("train_loss", loss, on_epoch=True, prog_bar=True, batch_size=len(batch.image))
         return {"loss": loss}
+
+    def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
+        """Stop before a non-finite gradient can reach the weights."""
+        del optimizer
+        gradients = [parameter.grad.sum() for parameter in self.model.parameters() if parameter.grad is not None]
+        if gradients and not torch.isfinite(torch.stack(gradients)).all():
+            self._stop_with_last_good_weights("a gradient is not finite")
+
+    def _stop_with_last_good_weights(self, reason: str) -> None:
+        """Save the weights (still finite: no bad step was taken) and stop training.
+
+        Raises:
+            FloatingPointError: Always; names the epoch, step and checkpoint.
+        """
+        path = Path(self.trainer.default_root_dir) / "last_good_weights.ckpt"
+        self.trainer.save_checkpoint(path)
+        msg = (
+            f"Training stopped at epoch {self.current_epoch}, step {self.global_step}: {reason}. "
+            f"The last good weights are saved in {path}."
+        )
+        raise FloatingPointError(msg)
 
     def validation_step(self, batch: Batch, *args, **kwargs) -> STEP_OUTPUT:
         """Anomaly maps and scores for the batch (used by the post-processor's thresholds)."""

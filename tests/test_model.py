@@ -83,3 +83,39 @@ def test_input_size_must_agree_with_the_pre_processor() -> None:
     pre_processor = FastFlow.configure_pre_processor((128, 128))
     with pytest.raises(ValueError, match=r"input_size=\(64, 64\) disagrees with the pre-processor's \(128, 128\)"):
         FastFlow(input_size=64, pre_processor=pre_processor)
+
+
+def test_model_without_a_resizing_pre_processor_is_refused() -> None:
+    with pytest.raises(ValueError, match="FastFlow needs a fixed input size"):
+        FastFlow(pre_processor=False)
+
+
+class _NaNAfter:
+    """Training augmentation that passes ``count`` images through, then returns NaN images."""
+
+    def __init__(self, count: int) -> None:
+        self.count = count
+
+    def __call__(self, image: torch.Tensor, *others: object) -> tuple:
+        self.count -= 1
+        return (image if self.count >= 0 else torch.full_like(image, float("nan")), *others)
+
+
+def test_non_finite_loss_stops_with_the_last_good_weights(tiny_dataset: Path, tmp_path: Path) -> None:
+    datamodule = MVTec(
+        root=tiny_dataset, category="brick", train_batch_size=4, eval_batch_size=4, num_workers=0,
+        train_augmentations=_NaNAfter(count=8),
+    )  # fmt: skip
+    model = FastFlow(input_size=64, flow_steps=2)
+    with pytest.raises(FloatingPointError, match=r"epoch 0, step 2: the training loss is nan .*last_good_weights.ckpt"):
+        _engine(tmp_path, max_epochs=1).fit(model, datamodule=datamodule)
+    [checkpoint] = tmp_path.rglob("last_good_weights.ckpt")
+    saved = torch.load(checkpoint, map_location="cpu", weights_only=False)
+    assert saved["global_step"] == 2  # the two good steps, not the failing one
+    state = saved["state_dict"]
+    flows = {key: value for key, value in state.items() if ".flows." in key and value.is_floating_point()}
+    assert flows and all(torch.isfinite(value).all() for value in flows.values())
+    reloaded = FastFlow(input_size=64, flow_steps=2)
+    reloaded.load_state_dict(state)
+    with torch.no_grad():
+        assert torch.isfinite(reloaded.eval().model(torch.rand(1, 3, 64, 64)).anomaly_map).all()

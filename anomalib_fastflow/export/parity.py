@@ -53,17 +53,25 @@ def run_batched(runtime: Runtime, images: np.ndarray, batch_size: int) -> dict[s
     return {name: np.concatenate([part[name] for part in parts]) for name in parts[0]}
 
 
-def measure_latency(runtime: Runtime, images: np.ndarray, batch_size: int, repeats: int = 10, warmup: int = 2) -> Latency:
-    """Median, min and max wall time of ``runtime`` on one batch of ``batch_size`` images."""
+def measure_latencies(
+    runtimes: dict[str, Runtime], images: np.ndarray, batch_size: int, repeats: int = 10, warmup: int = 2
+) -> dict[str, Latency]:
+    """Median, min and max wall time of each runtime on one batch of ``batch_size`` images.
+
+    The runtimes take turns within each repeat, so a slow spell of a shared machine hits all of
+    them alike and their ratios stay fair.
+    """
     batch = np.resize(images, (batch_size, *images.shape[1:]))
-    for _ in range(warmup):
-        runtime(batch)
-    times = []
+    for runtime in runtimes.values():
+        for _ in range(warmup):
+            runtime(batch)
+    times: dict[str, list[float]] = {name: [] for name in runtimes}
     for _ in range(repeats):
-        start = time.perf_counter()
-        runtime(batch)
-        times.append(1000.0 * (time.perf_counter() - start))
-    return Latency(batch_size, statistics.median(times), min(times), max(times))
+        for name, runtime in runtimes.items():
+            start = time.perf_counter()
+            runtime(batch)
+            times[name].append(1000.0 * (time.perf_counter() - start))
+    return {name: Latency(batch_size, statistics.median(t), min(t), max(t)) for name, t in times.items()}
 
 
 def image_auroc(scores: np.ndarray, labels: np.ndarray) -> float:
@@ -81,12 +89,14 @@ def parity_report(
 ) -> list[ParityRow]:
     """Compare each candidate with ``reference`` on ``images`` ``(N, 3, H, W)``; first row is the reference.
 
-    Latency is measured per batch size with a fixed thread count (torch's current setting).
+    Latency is measured per batch size, the runtimes taking turns, with torch's current thread count.
     """
+    runtimes = {"torch": reference, **candidates}
+    latencies = [measure_latencies(runtimes, images, size, repeats) for size in batch_sizes]
     expected = run_batched(reference, images, max(batch_sizes))
     span = float(expected["anomaly_map"].max() - expected["anomaly_map"].min()) or 1.0
     rows = []
-    for name, runtime in {"torch": reference, **candidates}.items():
+    for name, runtime in runtimes.items():
         actual = run_batched(runtime, images, max(batch_sizes))
         difference = np.abs(actual["anomaly_map"].astype(np.float64) - expected["anomaly_map"])
         rows.append(
@@ -96,7 +106,7 @@ def parity_report(
                 mean_abs=float(difference.mean()),
                 max_relative=float(difference.max()) / span,
                 image_auroc=image_auroc(actual["pred_score"], labels),
-                latencies=tuple(measure_latency(runtime, images, size, repeats) for size in batch_sizes),
+                latencies=tuple(by_name[name] for by_name in latencies),
             )
         )
     return rows

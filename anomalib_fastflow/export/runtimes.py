@@ -47,12 +47,18 @@ class TorchRuntime:
 
 
 class OnnxRuntime:
-    """An exported ``.onnx`` file run by ONNX Runtime on the CPU."""
+    """An exported ``.onnx`` file run by ONNX Runtime on the CPU.
+
+    Its threads do not spin-wait after a run: spinning threads would slow whatever runs next in
+    the process (another runtime, or the rest of an application) on a small machine.
+    """
 
     def __init__(self, path: Path) -> None:
         import onnxruntime
 
-        self.session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        options = onnxruntime.SessionOptions()
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        self.session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         self.input_name = self.session.get_inputs()[0].name
         self.output_names = [output.name for output in self.session.get_outputs()]
 
@@ -63,12 +69,18 @@ class OnnxRuntime:
 
 
 class OpenVINORuntime:
-    """An OpenVINO IR (``.xml``) or ``.onnx`` file compiled for ``device``."""
+    """An OpenVINO IR (``.xml``) or ``.onnx`` file compiled for ``device``.
 
-    def __init__(self, path: Path, device: str = "CPU") -> None:
+    CPU thread pinning is off by default: pinned OpenVINO threads collide with other threads of
+    the same process (torch's, or another compiled model's), and latencies then swing by 40%
+    from run to run on a small machine. Pass ``config`` to change OpenVINO's settings.
+    """
+
+    def __init__(self, path: Path, device: str = "CPU", config: dict | None = None) -> None:
         import openvino
 
-        self.model = openvino.Core().compile_model(str(path), device)
+        default = {"ENABLE_CPU_PINNING": False} if device == "CPU" else {}
+        self.model = openvino.Core().compile_model(str(path), device, {**default, **(config or {})})
 
     def __call__(self, images: np.ndarray) -> dict[str, np.ndarray]:
         """Run the compiled model on ``images``."""
