@@ -54,6 +54,7 @@ def test_anomalib_cli_trains_tests_predicts_and_exports(
         assert result.returncode == 0, result.stderr[-3000:]
         assert (tmp_path / export_type / exported).is_file()
     monkeypatch.setenv("TRUST_REMOTE_CODE", "1")  # our own file: anomalib's pickle opt-in
+    monkeypatch.chdir(tmp_path)  # anomalib's OpenVINO inferencer writes an openvino_cache folder here
     image = read_image(tiny_dataset / "brick" / "test" / "hole" / "000.png", as_tensor=True)
     torch_map = TorchInferencer(tmp_path / "torch" / "weights" / "torch" / "model.pt").predict(image).anomaly_map
     openvino = OpenVINOInferencer(tmp_path / "openvino" / "weights" / "openvino" / "model.xml", device="CPU")

@@ -73,7 +73,10 @@ def test_onnx_graph_permutes_by_gather_without_dense_matmuls(report: dict[str, o
     assert [output.name for output in graph.output][:4] == ["pred_score", "pred_label", "anomaly_map", "pred_mask"]
 
 
-def test_anomalib_openvino_inferencer_matches_the_checkpoint(trained: dict[str, Path], report: dict[str, object]) -> None:
+def test_anomalib_openvino_inferencer_matches_the_checkpoint(
+    trained: dict[str, Path], report: dict[str, object], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)  # anomalib's inferencer writes an openvino_cache folder here
     model = load_checkpoint(trained["checkpoint"])
     image_path = trained["data"] / "brick" / "test" / "stain" / "000.png"
     images, _ = split_arrays(trained["data"], "brick", "test", tuple(model.input_size))
