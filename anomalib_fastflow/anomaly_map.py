@@ -1,13 +1,20 @@
 """From latents to an anomaly map and an image score (paper Sec. 3.3).
 
-Per scale, the likelihood of each pixel's feature under ``N(0, I)`` is
-``p = exp(-0.5 * mean_c z_c^2)``; the map is ``-p`` upsampled bilinearly to the input size and
-averaged over scales, so higher means more anomalous. The image score is the map's maximum.
+Per scale, each pixel's features have log-likelihood ``log p = -0.5 * mean_c z_c^2`` under
+``N(0, I)`` (up to a constant). The per-scale map is ``-p = -exp(log p)`` (``likelihood="probability"``,
+the paper's and reference implementations' choice) or ``-log p`` (``likelihood="log"``), upsampled
+bilinearly to the input size; scales are fused by their mean or maximum, so higher means more
+anomalous. The image score is the map's maximum, or the mean of its top ``top_k_fraction`` pixels.
 """
+
+from typing import Literal
 
 import torch
 from torch import nn
 from torch.nn import functional as F
+
+Likelihood = Literal["probability", "log"]
+Fusion = Literal["mean", "max"]
 
 
 class AnomalyMapGenerator(nn.Module):
@@ -15,26 +22,31 @@ class AnomalyMapGenerator(nn.Module):
 
     Args:
         input_size: ``(H, W)`` of the network input.
+        likelihood: Per-scale map from the probability (``-p``) or the log-likelihood (``-log p``).
+        fusion: Combine scales by their ``mean`` or pixel-wise ``max``.
     """
 
-    def __init__(self, input_size: tuple[int, int]) -> None:
+    def __init__(self, input_size: tuple[int, int], likelihood: Likelihood = "probability", fusion: Fusion = "mean") -> None:
         super().__init__()
         self.input_size = tuple(input_size)
+        self.likelihood = likelihood
+        self.fusion = fusion
 
     def forward(self, latents: list[torch.Tensor]) -> torch.Tensor:
-        """Average over scales of the upsampled negative per-pixel likelihood."""
-        maps = [
-            F.interpolate(
-                -torch.exp(-0.5 * torch.mean(z**2, dim=1, keepdim=True)),
-                size=self.input_size,
-                mode="bilinear",
-                align_corners=False,
-            )
-            for z in latents
-        ]
-        return torch.stack(maps, dim=-1).mean(dim=-1)
+        """Upsample each scale's negative likelihood map and fuse the scales."""
+        maps = []
+        for z in latents:
+            log_likelihood = -0.5 * torch.mean(z**2, dim=1, keepdim=True)
+            score = -torch.exp(log_likelihood) if self.likelihood == "probability" else -log_likelihood
+            maps.append(F.interpolate(score, size=self.input_size, mode="bilinear", align_corners=False))
+        stacked = torch.stack(maps, dim=-1)
+        return stacked.mean(dim=-1) if self.fusion == "mean" else stacked.amax(dim=-1)
 
 
-def image_score(anomaly_map: torch.Tensor) -> torch.Tensor:
-    """``(N, 1, H, W)`` map -> ``(N,)`` image anomaly score: the map's maximum."""
-    return torch.amax(anomaly_map, dim=(-3, -2, -1))
+def image_score(anomaly_map: torch.Tensor, top_k_fraction: float = 0.0) -> torch.Tensor:
+    """``(N, 1, H, W)`` map -> ``(N,)`` image score: the maximum, or the mean of the top fraction of pixels."""
+    if top_k_fraction <= 0:
+        return torch.amax(anomaly_map, dim=(-3, -2, -1))
+    pixels = anomaly_map.flatten(1)
+    k = max(1, int(top_k_fraction * pixels.shape[1]))
+    return pixels.topk(k, dim=1).values.mean(dim=1)

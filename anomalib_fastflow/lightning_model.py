@@ -23,8 +23,9 @@ from lightning.pytorch import Callback
 from lightning.pytorch.utilities.types import STEP_OUTPUT
 from torchvision.transforms.v2 import Compose, Normalize, Resize
 
-from .data.checks import DataCheck
+from .anomaly_map import Fusion, Likelihood
 from .backbones import OFFLINE_BACKBONE, PRETRAINED_WEIGHTS, normalization, resolve_preset
+from .data.checks import DataCheck
 from .loss import negative_log_likelihood
 from .torch_model import FastFlowModel
 
@@ -49,6 +50,9 @@ class FastFlow(AnomalibModule):
         input_size: Network input ``(H, W)`` or side; any size works, not only multiples of 32.
         weights: Backbone weights: ``"pretrained"`` (packaged offline weights where they exist,
             else timm's hub download), ``"random"``, or a path to a local weights file.
+        likelihood: Per-scale anomaly map from the ``probability`` (paper) or the ``log``-likelihood.
+        fusion: Combine scales by their ``mean`` (paper) or pixel-wise ``max``.
+        top_k_fraction: Image score = mean of this fraction of top pixels; 0 takes the maximum.
         lr: Adam learning rate (paper: 1e-3).
         weight_decay: Adam weight decay (paper: 1e-5).
         pre_processor: anomalib pre-processor, or ``True`` for resize + the backbone's normalization.
@@ -70,6 +74,9 @@ class FastFlow(AnomalibModule):
         hidden_ratio: float | None = None,
         input_size: int | tuple[int, int] | None = None,
         weights: str = PRETRAINED_WEIGHTS,
+        likelihood: Likelihood = "probability",
+        fusion: Fusion = "mean",
+        top_k_fraction: float = 0.0,
         lr: float = 1e-3,
         weight_decay: float = 1e-5,
         pre_processor: PreProcessor | bool = True,
@@ -103,6 +110,9 @@ class FastFlow(AnomalibModule):
             hidden_ratio=preset.hidden_ratio if hidden_ratio is None else hidden_ratio,
             weights=weights,
             final_norm=preset.final_norm,
+            likelihood=likelihood,
+            fusion=fusion,
+            top_k_fraction=top_k_fraction,
         )
 
     @classmethod

@@ -15,7 +15,7 @@ import torch
 from anomalib.data import InferenceBatch
 from torch import nn
 
-from .anomaly_map import AnomalyMapGenerator, image_score
+from .anomaly_map import AnomalyMapGenerator, Fusion, Likelihood, image_score
 from .backbones import FeatureExtractor
 from .flow import build_flow
 
@@ -32,6 +32,9 @@ class FastFlowModel(nn.Module):
         hidden_ratio: Subnet hidden channels as a multiple of their input channels.
         weights: ``"pretrained"``, ``"random"`` or a path to a backbone weights file.
         final_norm: Apply the backbone's final norm to its features (transformers).
+        likelihood: Per-scale anomaly map from the ``probability`` or the ``log``-likelihood.
+        fusion: Combine scales by their ``mean`` or ``max``.
+        top_k_fraction: Image score = mean of this fraction of top pixels (0: the maximum).
     """
 
     def __init__(
@@ -44,6 +47,9 @@ class FastFlowModel(nn.Module):
         hidden_ratio: float,
         weights: str,
         final_norm: bool = False,
+        likelihood: Likelihood = "probability",
+        fusion: Fusion = "mean",
+        top_k_fraction: float = 0.0,
     ) -> None:
         super().__init__()
         self.feature_extractor = FeatureExtractor(backbone, layers, weights, input_size, final_norm)
@@ -52,7 +58,8 @@ class FastFlowModel(nn.Module):
         self.flows = nn.ModuleList(
             build_flow(shape, flow_steps, conv3x3_only, hidden_ratio) for shape in self.feature_shapes
         )
-        self.anomaly_map_generator = AnomalyMapGenerator(input_size)
+        self.anomaly_map_generator = AnomalyMapGenerator(input_size, likelihood, fusion)
+        self.top_k_fraction = top_k_fraction
 
     def encode(self, features: list[torch.Tensor]) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
         """Backbone features -> latents ``z_i`` (same shapes) and log-determinants ``(N,)`` per scale."""
@@ -77,4 +84,4 @@ class FastFlowModel(nn.Module):
         if self.training:
             return latents, log_jacobians
         anomaly_map = self.anomaly_map_generator(latents)
-        return InferenceBatch(pred_score=image_score(anomaly_map), anomaly_map=anomaly_map)
+        return InferenceBatch(pred_score=image_score(anomaly_map, self.top_k_fraction), anomaly_map=anomaly_map)

@@ -1,0 +1,42 @@
+"""Anomaly maps and image scores: where the anomaly is, how scales fuse, how scores reduce."""
+
+import pytest
+import torch
+
+from anomalib_fastflow.anomaly_map import AnomalyMapGenerator, image_score
+
+
+def _latents() -> list[torch.Tensor]:
+    """Two scales of unit-ish latents with one outlying region at the image's top-left corner."""
+    torch.manual_seed(0)
+    fine, coarse = torch.randn(1, 8, 16, 16) * 0.5, torch.randn(1, 16, 8, 8) * 0.5
+    fine[..., :2, :2] += 4.0
+    coarse[..., :1, :1] += 4.0
+    return [fine, coarse]
+
+
+@pytest.mark.parametrize("likelihood", ["probability", "log"])
+@pytest.mark.parametrize("fusion", ["mean", "max"])
+def test_map_peaks_at_the_anomaly_at_input_size(likelihood: str, fusion: str) -> None:
+    anomaly_map = AnomalyMapGenerator((32, 32), likelihood, fusion)(_latents())
+    assert anomaly_map.shape == (1, 1, 32, 32)
+    assert anomaly_map[..., :4, :4].mean() > anomaly_map[..., 8:, 8:].max()
+
+
+def test_probability_maps_lie_in_minus_one_to_zero() -> None:
+    anomaly_map = AnomalyMapGenerator((32, 32), "probability", "mean")(_latents())
+    assert anomaly_map.min() >= -1 and anomaly_map.max() <= 0
+
+
+def test_max_fusion_bounds_mean_fusion() -> None:
+    latents = _latents()
+    mean_map = AnomalyMapGenerator((32, 32), "log", "mean")(latents)
+    max_map = AnomalyMapGenerator((32, 32), "log", "max")(latents)
+    assert (max_map >= mean_map - 1e-6).all() and (max_map > mean_map + 1e-3).any()
+
+
+def test_image_score_max_and_top_k_mean() -> None:
+    anomaly_map = torch.arange(100.0).reshape(1, 1, 10, 10)
+    assert image_score(anomaly_map).item() == 99.0
+    assert image_score(anomaly_map, top_k_fraction=0.05).item() == pytest.approx((95 + 96 + 97 + 98 + 99) / 5)
+    assert image_score(anomaly_map, top_k_fraction=1e-6).item() == 99.0  # at least one pixel
