@@ -58,7 +58,7 @@ def demo(
             category=category,
             train_batch_size=batch_size,
             eval_batch_size=batch_size,
-            num_workers=2,
+            num_workers=0,
             seed=seed,
         )
         engine = Engine(
