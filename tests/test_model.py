@@ -119,3 +119,16 @@ def test_non_finite_loss_stops_with_the_last_good_weights(tiny_dataset: Path, tm
     reloaded.load_state_dict(state)
     with torch.no_grad():
         assert torch.isfinite(reloaded.eval().model(torch.rand(1, 3, 64, 64)).anomaly_map).all()
+
+
+def test_wide_resnet50_preset_matches_the_paper() -> None:
+    """Table 6 feature sizes (64, 32, 16) and Table 5's 41.3 M flow parameters (3-1 subnets)."""
+    model = FastFlow(backbone="wide_resnet50_2", weights="random").model
+    assert [shape[1:] for shape in model.feature_shapes] == [(64, 64), (32, 32), (16, 16)]
+    assert round(sum(parameter.numel() for parameter in model.flows.parameters()) / 1e6, 1) == 41.3
+
+
+def test_deit_preset_takes_block_7_as_a_24x24_map() -> None:
+    model = FastFlow(backbone="deit_base_distilled_patch16_384", weights="random").model
+    assert model.feature_shapes == [(768, 24, 24)]
+    assert len(model.feature_extractor.model.blocks) == 8
