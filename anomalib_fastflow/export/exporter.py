@@ -2,10 +2,11 @@
 
 ONNX comes from anomalib's exporter (pre- and post-processing inside the graph, dynamic batch and
 image size: the graph resizes any RGB image to the model's input size); OpenVINO converts that
-ONNX file, which keeps every op exact (the direct PyTorch conversion is avoided). Two INT8 variants, both NNCF: ``openvino_int8`` compresses weights
-to INT8 (activations stay floating point; needs no data), ``openvino_int8_ptq`` quantises weights
-and activations, calibrated on normal images only. The flows' density estimate is sensitive to
-small feature shifts, so the export command reports each format's AUROC drop next to its speed.
+ONNX file, which keeps every op exact (the direct PyTorch conversion is avoided). Two INT8
+variants, both NNCF: ``openvino_int8`` compresses weights to INT8 (activations stay floating
+point; needs no data), ``openvino_int8_ptq`` quantises weights and activations, calibrated on
+normal images only. The flows' density estimate is sensitive to small feature shifts, so the
+export command reports each format's AUROC drop next to its speed.
 TensorRT engines are built from the same ONNX file.
 """
 
