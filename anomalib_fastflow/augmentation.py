@@ -1,0 +1,120 @@
+"""The paper's training augmentation (Sec. 6.2) as a fixed set of views per training image.
+
+Each training image gets ``num_views`` views: view 0 is the image itself; every other view flips
+and rotates it as the paper does (horizontal flip p=0.5, vertical flip p=0.3, rotation p=0.7), drawn
+once from a seed of (image path, view). A view is therefore the same in every epoch, which is what
+lets the backbone features of each view be cached. Rotations are by 90, 180 or 270 degrees, so a
+view is lossless (no interpolation, no empty corners) and masks stay pixel-aligned with images.
+
+Per-category defaults follow the paper's remark that some MVTec AD categories must not be flipped or
+rotated (their orientation is part of what is normal, e.g. transistor): see ``SAFE_AUGMENTATIONS``.
+"""
+
+import zlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+
+AugmentationChoice = Literal["auto", "paper", "none"]
+
+
+@dataclass(frozen=True)
+class Augmentation:
+    """Probabilities of each transform in a view (0 turns it off).
+
+    Attributes:
+        hflip: Horizontal flip probability (paper: 0.5).
+        vflip: Vertical flip probability (paper: 0.3).
+        rotation: Probability of a rotation by 90, 180 or 270 degrees (paper: 0.7).
+    """
+
+    hflip: float = 0.0
+    vflip: float = 0.0
+    rotation: float = 0.0
+
+    @property
+    def enabled(self) -> bool:
+        """Whether any transform can happen."""
+        return max(self.hflip, self.vflip, self.rotation) > 0
+
+
+PAPER_AUGMENTATION = Augmentation(hflip=0.5, vflip=0.3, rotation=0.7)
+NO_AUGMENTATION = Augmentation()
+
+# MVTec AD categories, and what keeps a normal image normal. Textures and top-view objects with no
+# preferred orientation take everything; objects whose orientation, side or printing is checked
+# (cable order, capsule and pill print, metal_nut "flip" defect, transistor "misplaced") take none
+# or only what their normal images already vary in.
+SAFE_AUGMENTATIONS: dict[str, Augmentation] = {
+    **dict.fromkeys(("carpet", "grid", "leather", "tile", "wood", "bottle", "hazelnut"), PAPER_AUGMENTATION),
+    "metal_nut": Augmentation(rotation=0.7),
+    "screw": Augmentation(rotation=0.7),
+    "toothbrush": Augmentation(hflip=0.5),
+    "zipper": Augmentation(hflip=0.5, vflip=0.3),
+    **dict.fromkeys(("cable", "capsule", "pill", "transistor"), NO_AUGMENTATION),
+    # The bundled demo textures (anomalib_fastflow.data.demo).
+    **dict.fromkeys(("brick", "grass", "gravel"), PAPER_AUGMENTATION),
+}
+
+
+def resolve_augmentation(choice: AugmentationChoice, category: str | None) -> Augmentation:
+    """The augmentation for ``choice``: ``auto`` is the safe default of ``category`` (none if unknown).
+
+    Raises:
+        ValueError: ``choice`` is not one of auto, paper or none.
+    """
+    if choice == "auto":
+        return SAFE_AUGMENTATIONS.get(category or "", NO_AUGMENTATION)
+    if choice == "paper":
+        return PAPER_AUGMENTATION
+    if choice == "none":
+        return NO_AUGMENTATION
+    msg = f"augmentation={choice!r} is not one of 'auto', 'paper', 'none'."
+    raise ValueError(msg)
+
+
+class TrainingViews:
+    """Fixed augmented views of training images, chosen per epoch.
+
+    Args:
+        augmentation: Transform probabilities of every view but view 0.
+        num_views: Views per image (1 with augmentation off: the image itself).
+        seed: Seed mixed into every view's draw.
+    """
+
+    def __init__(self, augmentation: Augmentation, num_views: int, seed: int = 0) -> None:
+        if num_views < 1:
+            msg = f"augmentation_views must be at least 1, got {num_views}."
+            raise ValueError(msg)
+        self.augmentation = augmentation
+        self.num_views = num_views if augmentation.enabled else 1
+        self.seed = seed
+
+    def _draw(self, key: str, view: int) -> tuple[bool, bool, int]:
+        """(horizontal flip, vertical flip, quarter turns) of ``view`` of the image named ``key``."""
+        if view == 0:
+            return False, False, 0
+        generator = torch.Generator().manual_seed(zlib.crc32(f"{self.seed}/{key}/{view}".encode()))
+        draws = torch.rand(4, generator=generator).tolist()
+        turns = 1 + int(draws[3] * 3) if draws[2] < self.augmentation.rotation else 0
+        return draws[0] < self.augmentation.hflip, draws[1] < self.augmentation.vflip, turns
+
+    def views_for_epoch(self, keys: Sequence[str], epoch: int) -> list[int]:
+        """The view each image is trained on in ``epoch``: every view once per ``num_views`` epochs."""
+        return [(epoch + zlib.crc32(key.encode())) % self.num_views for key in keys]
+
+    def apply(self, images: torch.Tensor, keys: Sequence[str], views: Sequence[int]) -> torch.Tensor:
+        """Views of a batch ``(N, C, H, W)`` (masks ``(N, 1, H, W)`` too: same transform, same pixels)."""
+        transformed = []
+        for image, key, view in zip(images, keys, views, strict=True):
+            hflip, vflip, turns = self._draw(key, view)
+            if hflip:
+                image = image.flip(-1)
+            if vflip:
+                image = image.flip(-2)
+            if turns and image.shape[-1] != image.shape[-2]:
+                turns = 2  # a quarter turn would change a non-square image's shape
+            transformed.append(image.rot90(turns, dims=(-2, -1)))
+        return torch.stack(transformed)

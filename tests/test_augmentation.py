@@ -1,0 +1,58 @@
+"""Training views: the paper's flips and rotations, fixed per view, masks aligned, safe per category."""
+
+import pytest
+import torch
+
+from anomalib_fastflow.augmentation import (
+    NO_AUGMENTATION,
+    PAPER_AUGMENTATION,
+    TrainingViews,
+    resolve_augmentation,
+)
+
+KEYS = [f"train/good/{index:03d}.png" for index in range(16)]
+
+
+def test_views_keep_masks_aligned_with_images() -> None:
+    images = torch.rand(len(KEYS), 3, 32, 32)
+    masks = (images[:, :1] > 0.7).float()  # a mask that is a function of the pixels under it
+    views = TrainingViews(PAPER_AUGMENTATION, num_views=4)
+    changed = 0
+    for view in range(4):
+        chosen = [view] * len(KEYS)
+        viewed_images = views.apply(images, KEYS, chosen)
+        viewed_masks = views.apply(masks, KEYS, chosen)
+        torch.testing.assert_close(viewed_masks, (viewed_images[:, :1] > 0.7).float(), rtol=0, atol=0)
+        changed += sum(not torch.equal(a, b) for a, b in zip(viewed_images, images, strict=True))
+    assert changed > len(KEYS)  # views 1-3 do flip and rotate most images
+
+
+def test_view_zero_is_the_image_and_views_are_the_same_every_time() -> None:
+    images = torch.rand(len(KEYS), 3, 16, 16)
+    views = TrainingViews(PAPER_AUGMENTATION, num_views=4, seed=3)
+    assert torch.equal(views.apply(images, KEYS, [0] * len(KEYS)), images)
+    chosen = [index % 4 for index in range(len(KEYS))]
+    assert torch.equal(views.apply(images, KEYS, chosen), TrainingViews(PAPER_AUGMENTATION, 4, seed=3).apply(images, KEYS, chosen))
+
+
+def test_every_view_is_used_once_per_cycle_of_epochs() -> None:
+    views = TrainingViews(PAPER_AUGMENTATION, num_views=4)
+    per_epoch = [views.views_for_epoch(KEYS, epoch) for epoch in range(4)]
+    for index in range(len(KEYS)):
+        assert sorted(epoch_views[index] for epoch_views in per_epoch) == [0, 1, 2, 3]
+    assert TrainingViews(NO_AUGMENTATION, num_views=4).num_views == 1
+
+
+def test_rotations_keep_the_shape_of_non_square_images() -> None:
+    images = torch.rand(len(KEYS), 3, 16, 24)
+    assert TrainingViews(PAPER_AUGMENTATION, 4).apply(images, KEYS, [1] * len(KEYS)).shape == images.shape
+
+
+def test_per_category_defaults_follow_the_paper() -> None:
+    assert resolve_augmentation("auto", "transistor") == NO_AUGMENTATION  # paper: no flip, no rotation
+    assert resolve_augmentation("auto", "carpet") == PAPER_AUGMENTATION
+    assert resolve_augmentation("auto", "metal_nut").hflip == 0  # "flip" is one of its defect types
+    assert resolve_augmentation("auto", "my_parts") == NO_AUGMENTATION  # unknown: safe
+    assert resolve_augmentation("paper", "transistor") == PAPER_AUGMENTATION
+    with pytest.raises(ValueError, match="augmentation='flips' is not one of"):
+        resolve_augmentation("flips", "carpet")
