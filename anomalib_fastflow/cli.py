@@ -1,9 +1,11 @@
 """``anomalib-fastflow``: what the ``anomalib`` command cannot do for this plugin.
 
 Subcommands:
-    demo            build the demo dataset, train and test FastFlow on each category, print AUROCs
-    build-demo-data write the demo dataset only
-    export          export a checkpoint to ONNX / OpenVINO / TensorRT and report parity and latency
+    demo              build the demo dataset, train and test FastFlow on each category, print AUROCs
+    build-demo-data   write the demo dataset only
+    export            export a checkpoint to ONNX / OpenVINO / TensorRT and report parity and latency
+    compare-training  train ours and anomalib's Fastflow side by side: accuracy, time, memory
+    benchmark         the paper's comparison (Tables 1 and 2) with PatchCore, CFlow and Fastflow
 """
 
 import csv
@@ -14,7 +16,12 @@ from anomalib.engine import Engine
 from jsonargparse import auto_cli
 from lightning.pytorch import seed_everything
 
-from .backbones import OFFLINE_BACKBONE
+from .backbones import OFFLINE_BACKBONE, PRESETS, PRETRAINED_WEIGHTS
+from .benchmark.datasets import DataSpec
+from .benchmark.epoch_time import format_epoch_times, measure_epoch_times
+from .benchmark.grid import BenchmarkConfig, run_grid
+from .benchmark.report import write_report
+from .benchmark.versus_anomalib import compare_with_anomalib_fastflow
 from .data import MVTec, build_demo_dataset
 from .data.arrays import split_arrays
 from .data.demo import TEXTURES
@@ -28,7 +35,7 @@ def demo(
     output: Path = Path("results/demo"),
     categories: list[str] = list(TEXTURES),
     backbone: str = OFFLINE_BACKBONE,
-    max_epochs: int = 15,
+    max_epochs: int = 10,
     batch_size: int = 8,
     seed: int = 0,
 ) -> list[dict[str, float | str]]:
@@ -63,7 +70,6 @@ def demo(
         )
         engine = Engine(
             max_epochs=max_epochs,
-            check_val_every_n_epoch=max_epochs,
             default_root_dir=output,
             logger=False,
         )
@@ -136,9 +142,84 @@ def export(
     return rows
 
 
+def compare_training(
+    data: DataSpec = DataSpec(),
+    output: Path = Path("results/compare_training"),
+    backbone: str = OFFLINE_BACKBONE,
+    weights: str = PRETRAINED_WEIGHTS,
+    epochs: int = 25,
+    seed: int = 0,
+    epoch_time_backbones: list[str] = list(PRESETS),
+    epoch_time_images: int = 4,
+) -> None:
+    """Train our FastFlow and anomalib's Fastflow side by side and print both tables.
+
+    1. Per category of ``data``: both models on ``backbone`` for ``epochs`` epochs (same data,
+       input size, seed): image/pixel AUROC, fit wall time, training seconds per epoch, peak memory,
+       and the wall time ours needs to reach anomalib's final image AUROC.
+    2. Per backbone preset of ``epoch_time_backbones`` (random weights, ``epoch_time_images`` images):
+       seconds per epoch, ours / anomalib's. Give ``--epoch_time_backbones []`` to skip it
+       (CaiT-M48 takes minutes on a CPU).
+
+    Both tables go to ``output/comparison.md`` (and the first to ``comparison.csv``).
+
+    Args:
+        data: Dataset and categories, e.g. ``--data.name MVTec --data.root datasets/MVTecAD
+            --data.categories [bottle]``; the default is the demo data (built when missing).
+        output: Folder for the runs and the tables.
+        backbone: Backbone of the accuracy comparison.
+        weights: Backbone weights of the accuracy comparison: ``pretrained``, ``random`` or a file.
+        epochs: Training epochs of both models.
+        seed: Seed of data order and initialisation, the same for both.
+        epoch_time_backbones: Presets whose seconds per epoch are compared.
+        epoch_time_images: Images per epoch for that comparison.
+    """
+    compare_with_anomalib_fastflow(data, output, backbone, weights, epochs, seed)
+    if epoch_time_backbones:
+        rows = measure_epoch_times(epoch_time_backbones, data, output / "epoch_time", epoch_time_images, seed=seed)
+        table = format_epoch_times(rows)
+        with (output / "comparison.md").open("a") as file:
+            file.write(f"\nSeconds per training epoch (random weights, {epoch_time_images} images):\n\n{table}\n")
+        print(f"\nSeconds per training epoch (random weights, {epoch_time_images} images):\n{table}")
+
+
+def benchmark(grid: BenchmarkConfig = BenchmarkConfig()) -> str:
+    """Run a benchmark grid and write its CSVs, ``report.md`` and plots under ``grid.output``.
+
+    Example: ``anomalib-fastflow benchmark --config configs/benchmark/quick.yaml``. Finished runs
+    are kept in ``accuracy.csv`` and ``cost.csv``; running the same command again resumes the grid
+    (failed runs are retried). See ``BenchmarkConfig`` for every setting (``--grid.<name>``).
+
+    Args:
+        grid: Models, backbones, data, epochs per model, runtimes, timing and output folder.
+    """
+    accuracy, cost = run_grid(grid)
+    heading = (
+        f"# Benchmark: {', '.join(grid.models)} on {', '.join(grid.backbones)} ({grid.weights} weights)\n\n"
+        f"Data: {grid.data.name} {grid.data.categories} in {grid.data.root}; epochs {grid.epochs}; "
+        f"seed {grid.seed}; {grid.timing.threads} threads, {grid.timing.warmup} warm-up runs, "
+        f"median of {grid.timing.repeats}.\n\nEvery model gets the same backbone weights, input size and "
+        "pre-processing. anomalib's Fastflow runs with our preset's flow settings (on a backbone it does not accept, with our feature "
+        "extractor and its norms and flows rebuilt as its constructor builds them); PatchCore takes the "
+        "backbone's stride-8/16 stages, CFlow its stride-8/16/32 stages."
+    )
+    report = write_report(accuracy, cost, Path(grid.output), heading)
+    print(report)
+    return report
+
+
 def main() -> None:
     """Entry point of the ``anomalib-fastflow`` command."""
-    auto_cli([demo, build_demo_data, export], as_positional=False)
+    auto_cli(
+        {
+            "demo": demo,
+            "build-demo-data": build_demo_data,
+            "export": export,
+            "compare-training": compare_training,
+            "benchmark": benchmark,
+        },
+        as_positional=False,
+    )
 
 
 if __name__ == "__main__":

@@ -1,0 +1,80 @@
+"""Seconds per training epoch, ours vs anomalib's ``Fastflow``, for every backbone preset.
+
+Both train on the same few images (one batch per epoch, no validation) with random backbone
+weights: only time is measured. Ours runs without augmentation, so its first epoch fills the
+feature cache and the later ones read it; the table also gives the mean epoch of a longer run with
+augmentation, from the same measured figures (``views`` epochs that fill, the rest cached).
+"""
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..backbones import RANDOM_WEIGHTS
+from ..lightning_model import FastFlow
+from .baselines import anomalib_fastflow
+from .datasets import DataSpec
+from .training import train_and_test
+
+
+@dataclass
+class EpochTimeRow:
+    """Measured epoch seconds for one backbone preset."""
+
+    backbone: str
+    images: int
+    ours_first_epoch: float
+    ours_cached_epoch: float
+    theirs_epoch: float
+
+    def ratio(self, epochs: int, views: int) -> float:
+        """Our mean epoch / theirs over a run of ``epochs`` with ``views`` augmented views per image."""
+        filling = min(views, epochs)
+        ours = (filling * self.ours_first_epoch + (epochs - filling) * self.ours_cached_epoch) / epochs
+        return ours / self.theirs_epoch
+
+
+def measure_epoch_times(
+    backbones: list[str],
+    data: DataSpec,
+    output: Path,
+    images: int = 4,
+    epochs: int = 3,
+    seed: int = 0,
+) -> list[EpochTimeRow]:
+    """Train both models for ``epochs`` epochs of one ``images``-image batch per backbone."""
+    data = DataSpec(data.name, data.root, data.categories[:1], batch_size=images)
+    category = data.categories[0]
+    limits = {"limit_train_batches": 1, "limit_val_batches": 0, "test": False}
+    rows = []
+    for backbone in backbones:
+        ours = FastFlow(backbone, weights=RANDOM_WEIGHTS, augmentation="none")
+        theirs = anomalib_fastflow(backbone, RANDOM_WEIGHTS)
+        ours_run = train_and_test(ours, data.datamodule(category, seed), epochs, output / "ours", seed, **limits)
+        theirs_run = train_and_test(theirs, data.datamodule(category, seed), epochs, output / "theirs", seed, **limits)
+        cached = ours_run.epoch_seconds[1:]
+        rows.append(
+            EpochTimeRow(
+                backbone=backbone,
+                images=images,
+                ours_first_epoch=ours_run.epoch_seconds[0],
+                ours_cached_epoch=sum(cached) / len(cached),
+                theirs_epoch=theirs_run.seconds_per_epoch,
+            )
+        )
+    return rows
+
+
+def format_epoch_times(rows: list[EpochTimeRow], views: int = 4) -> str:
+    """Markdown table: measured epochs and ours/theirs ratios at steady state, 25 and 500 epochs."""
+    lines = [
+        f"| backbone | images | ours 1st epoch s | ours cached epoch s | anomalib epoch s | ratio cached "
+        f"| ratio 25 epochs ({views} views) | ratio 500 epochs ({views} views) |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for row in rows:
+        lines.append(
+            f"| {row.backbone} | {row.images} | {row.ours_first_epoch:.2f} | {row.ours_cached_epoch:.2f} "
+            f"| {row.theirs_epoch:.2f} | {row.ours_cached_epoch / row.theirs_epoch:.2f}x "
+            f"| {row.ratio(25, views):.2f}x | {row.ratio(500, views):.2f}x |"
+        )
+    return "\n".join(lines)

@@ -1,0 +1,214 @@
+"""The benchmark grid: models x backbones x categories (accuracy) and x runtimes (inference cost).
+
+Every finished run is appended to a CSV at once, so an interrupted grid resumes where it stopped;
+a run that fails is recorded with its error and the grid goes on.
+"""
+
+import copy
+import csv
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import torch
+from anomalib.metrics import AUPRO, AUROC, Evaluator
+from anomalib.models.components import AnomalibModule
+from rich.progress import Progress
+
+from ..backbones import OFFLINE_BACKBONE, PRETRAINED_WEIGHTS
+from ..data.arrays import split_arrays
+from ..lightning_model import FastFlow
+from .baselines import anomalib_cflow, anomalib_fastflow, anomalib_patchcore
+from .datasets import DataSpec
+from .inference import inference_cost
+from .training import train_and_test
+
+ModelName = Literal["fastflow", "anomalib_fastflow", "anomalib_patchcore", "anomalib_cflow"]
+RuntimeName = Literal["torch", "openvino"]
+
+
+
+def fastflow(backbone: str, weights: str = PRETRAINED_WEIGHTS, **kwargs: object) -> FastFlow:
+    """Our FastFlow with the backbone's preset and our defaults."""
+    return FastFlow(backbone, weights=weights, **kwargs)
+
+
+BUILDERS: dict[str, Callable[..., AnomalibModule]] = {
+    "fastflow": fastflow,
+    "anomalib_fastflow": anomalib_fastflow,
+    "anomalib_patchcore": anomalib_patchcore,
+    "anomalib_cflow": anomalib_cflow,
+}
+ACCURACY_FIELDS = (
+    "model", "backbone", "category", "status", "image_AUROC", "pixel_AUROC", "pixel_AUPRO",
+    "fit_seconds", "seconds_per_epoch", "peak_memory_mb", "error",
+)  # fmt: skip
+COST_FIELDS = (
+    "model", "backbone", "runtime", "status", "backbone_ms", "backbone_min_ms", "backbone_max_ms",
+    "model_ms", "model_min_ms", "model_max_ms", "additional_ms", "fps", "additional_parameters",
+    "trainable_parameters", "error",
+)  # fmt: skip
+
+
+@dataclass
+class Timing:
+    """How inference is timed: batch 1, ``warmup`` runs, then the median of ``repeats``, on ``threads``."""
+
+    warmup: int = 3
+    repeats: int = 20
+    threads: int = 2
+
+
+@dataclass
+class BenchmarkConfig:
+    """One benchmark grid (``configs/benchmark/*.yaml``).
+
+    Attributes:
+        models: Models to compare.
+        backbones: timm backbones; every model runs on each at our preset's input size.
+        data: Dataset and categories.
+        epochs: Training epochs per model (one budget per model family); 0 measures inference
+            cost only (untrained weights time the same; PatchCore then only with the bank sizes).
+        runtimes: Runtimes in which each model's inference cost is measured.
+        weights: Backbone weights for every model: ``pretrained``, ``random`` or a file.
+        patchcore_bank_sizes: Also time PatchCore with memory banks of these sizes (random
+            patches of the right width: timing only), besides the bank it learned.
+        timing: How inference is timed.
+        seed: Seed of every run.
+        output: Folder for the CSVs, the report and the plots.
+    """
+
+    models: list[ModelName] = field(default_factory=lambda: list(BUILDERS))
+    backbones: list[str] = field(default_factory=lambda: [OFFLINE_BACKBONE])
+    data: DataSpec = field(default_factory=DataSpec)
+    epochs: dict[str, int] = field(
+        default_factory=lambda: {"fastflow": 10, "anomalib_fastflow": 10, "anomalib_patchcore": 1, "anomalib_cflow": 2}
+    )
+    runtimes: dict[str, list[RuntimeName]] = field(default_factory=lambda: {"fastflow": ["torch", "openvino"]})
+    weights: str = PRETRAINED_WEIGHTS
+    patchcore_bank_sizes: list[int] = field(default_factory=lambda: [20000])
+    timing: Timing = field(default_factory=Timing)
+    seed: int = 0
+    output: Path = Path("results/benchmark")
+
+
+def _evaluator() -> Evaluator:
+    """Image AUROC, pixel AUROC and pixel AUPRO on the test split, the same for every model."""
+    return Evaluator(
+        test_metrics=[
+            AUROC(fields=["pred_score", "gt_label"], prefix="image_"),
+            AUROC(fields=["anomaly_map", "gt_mask"], prefix="pixel_"),
+            AUPRO(fields=["anomaly_map", "gt_mask"], prefix="pixel_"),
+        ]
+    )
+
+
+class _Table:
+    """A CSV of finished runs, keyed by its first columns; rows are appended as runs finish."""
+
+    def __init__(self, path: Path, fields: tuple[str, ...], key_fields: int) -> None:
+        self.path, self.fields, self.key_fields = path, fields, key_fields
+        self.rows: list[dict[str, str]] = []
+        if path.is_file():
+            with path.open(newline="") as file:
+                self.rows = list(csv.DictReader(file))
+
+    def done(self, *key: str) -> bool:
+        """Whether the run ``key`` finished without error (a failed run is retried)."""
+        return any(tuple(row[f] for f in self.fields[: self.key_fields]) == key and row["status"] == "ok" for row in self.rows)
+
+    def add(self, row: dict[str, object]) -> None:
+        """Record a run (replacing an earlier failure of the same key) and rewrite the file."""
+        key = tuple(str(row[f]) for f in self.fields[: self.key_fields])
+        self.rows = [r for r in self.rows if tuple(r[f] for f in self.fields[: self.key_fields]) != key]
+        self.rows.append({name: str(row.get(name, "")) for name in self.fields})
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self.path.open("w", newline="") as file:
+            writer = csv.DictWriter(file, fieldnames=self.fields)
+            writer.writeheader()
+            writer.writerows(self.rows)
+
+
+def _failure(error: Exception) -> str:
+    last = traceback.format_exception(error)[-1].strip()
+    return last.replace("\n", " ")[:300]
+
+
+def _with_bank_size(model: AnomalibModule, size: int, seed: int) -> AnomalibModule:
+    """A copy of a trained PatchCore whose bank holds ``size`` random patches of its width (timing only)."""
+    generator = torch.Generator().manual_seed(seed)
+    resized = copy.deepcopy(model)
+    width = sum(resized.model.feature_extractor.out_dims)  # the bank stores concatenated stage features
+    resized.model.memory_bank = torch.randn(size, width, generator=generator)
+    return resized
+
+
+def run_grid(config: BenchmarkConfig) -> tuple[list[dict[str, str]], list[dict[str, str]]]:
+    """Run every missing job of the grid; return the accuracy and cost rows (old and new)."""
+    torch.set_num_threads(config.timing.threads)
+    output = Path(config.output)
+    accuracy = _Table(output / "accuracy.csv", ACCURACY_FIELDS, 3)
+    cost = _Table(output / "cost.csv", COST_FIELDS, 3)
+    jobs = [(m, b, c) for m in config.models for b in config.backbones for c in config.data.categories]
+    with Progress() as progress:
+        task = progress.add_task("benchmark", total=len(jobs))
+        for model_name, backbone, category in jobs:
+            progress.update(task, description=f"{model_name} {backbone} {category}")
+            _run_job(config, accuracy, cost, model_name, backbone, category)
+            progress.advance(task)
+    return accuracy.rows, cost.rows
+
+
+def _run_job(config: BenchmarkConfig, accuracy: _Table, cost: _Table, model_name: str, backbone: str, category: str) -> None:
+    """Train and test one model on one category (unless done); time it on the first category."""
+    epochs = config.epochs.get(model_name, 1)
+    runtimes = config.runtimes.get(model_name, ["torch"]) if category == config.data.categories[0] else []
+    pending = [runtime for runtime in runtimes if not cost.done(model_name, backbone, runtime)]
+    if (epochs == 0 or accuracy.done(model_name, backbone, category)) and not pending:
+        return
+    key = {"model": model_name, "backbone": backbone, "category": category}
+    output = Path(config.output)
+    try:
+        model = BUILDERS[model_name](backbone, config.weights, evaluator=_evaluator())
+        if epochs > 0:
+            datamodule = config.data.datamodule(category, config.seed)
+            result = train_and_test(model, datamodule, epochs, output / "runs" / model_name / backbone, config.seed)
+            accuracy.add({
+                **key, "status": "ok", "image_AUROC": result.image_auroc, "pixel_AUROC": result.pixel_auroc,
+                "pixel_AUPRO": result.metrics.get("pixel_AUPRO", ""), "fit_seconds": round(result.fit_seconds, 2),
+                "seconds_per_epoch": round(result.seconds_per_epoch, 3), "peak_memory_mb": round(result.peak_memory_mb),
+            })  # fmt: skip
+    except Exception as error:  # noqa: BLE001 - recorded, and the grid goes on
+        accuracy.add({**key, "status": "failed", "error": _failure(error)})
+        return
+    if not pending:
+        return
+    images, _ = split_arrays(config.data.root, category, "test", tuple(model.input_size))
+    variants = [] if model_name == "anomalib_patchcore" and epochs == 0 else [(model_name, model)]
+    if model_name == "anomalib_patchcore":
+        variants += [(f"{model_name}_bank{size}", _with_bank_size(model, size, config.seed)) for size in config.patchcore_bank_sizes]
+    for runtime in pending:
+        for name, variant in variants:
+            _measure(cost, name, backbone, runtime, variant, images, output, config.timing)
+
+
+def _measure(
+    cost: _Table, name: str, backbone: str, runtime: str, model: AnomalibModule, images, output: Path, timing: Timing
+) -> None:
+    key = {"model": name, "backbone": backbone, "runtime": runtime}
+    try:
+        measured = inference_cost(model, images, runtime, output / "exports" / name / backbone, timing.warmup, timing.repeats)
+    except Exception as error:  # noqa: BLE001 - recorded, and the grid goes on
+        cost.add({**key, "status": "failed", "error": _failure(error)})
+        return
+    cost.add({
+        **key, "status": "ok",
+        "backbone_ms": round(measured.backbone.median_ms, 2), "backbone_min_ms": round(measured.backbone.min_ms, 2),
+        "backbone_max_ms": round(measured.backbone.max_ms, 2), "model_ms": round(measured.model.median_ms, 2),
+        "model_min_ms": round(measured.model.min_ms, 2), "model_max_ms": round(measured.model.max_ms, 2),
+        "additional_ms": round(measured.additional_ms, 2), "fps": round(measured.model.fps, 2),
+        "additional_parameters": measured.additional_parameters, "trainable_parameters": measured.trainable_parameters,
+    })  # fmt: skip
+

@@ -1,0 +1,129 @@
+"""Inference cost the paper's way (Table 1): the backbone alone, the whole model, and what it adds.
+
+Every figure is at batch 1 on the same images and threads: a warm-up, then the median (with min and
+max) of repeated runs, the backbone and the model taking turns so a slow spell hits both alike.
+Both start from the same raw image, so the backbone's figure includes the model's pre-processing
+and the additional time is exactly the head: flows, decoders or memory-bank search, and the map.
+"""
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from anomalib.models.components import AnomalibModule
+from torch import nn
+
+from ..export import OpenVINORuntime, TorchRuntime, export_formats
+from ..export.parity import Latency, measure_latencies
+from .baselines import anomalib_fastflow_backbone
+
+
+@dataclass(frozen=True)
+class InferenceCost:
+    """Batch-1 latency of a model and of its backbone in one runtime, and the parameters it adds.
+
+    Attributes:
+        runtime: ``torch`` (eager) or ``openvino`` (FP32, exported through ONNX).
+        backbone: Latency of the backbone alone (features only).
+        model: Latency of the whole model: pre-processing, backbone, head, anomaly map, score.
+        additional_parameters: Parameters beyond the backbone, counted the paper's way: flows or
+            decoders, without the per-scale LayerNorms (PatchCore: 0, its memory bank is data).
+        trainable_parameters: Parameters that training updates (norms included).
+    """
+
+    runtime: str
+    backbone: Latency
+    model: Latency
+    additional_parameters: int
+    trainable_parameters: int
+
+    @property
+    def additional_ms(self) -> float:
+        """Median time the model adds on top of its backbone."""
+        return self.model.median_ms - self.backbone.median_ms
+
+
+def backbone_of(model: AnomalibModule) -> nn.Module:
+    """The feature extractor a model runs its head on (anomalib's Fastflow: the same features as ours)."""
+    inner = model.model
+    if hasattr(inner, "encoder"):  # CFlow
+        return inner.encoder
+    if hasattr(inner, "fast_flow_blocks"):  # anomalib Fastflow: its ViT path runs part of the model
+        return anomalib_fastflow_backbone(model)
+    return inner.feature_extractor
+
+
+def parameter_counts(model: AnomalibModule) -> tuple[int, int]:
+    """(additional parameters the paper's way, trainable parameters) of ``model``."""
+    backbone = {id(parameter) for parameter in model.model.feature_extractor.parameters()} if hasattr(
+        model.model, "feature_extractor"
+    ) else {id(parameter) for parameter in model.model.encoder.parameters()}
+    norms = {id(p) for module in model.model.modules() if isinstance(module, nn.LayerNorm) for p in module.parameters()}
+    additional = sum(p.numel() for p in model.model.parameters() if id(p) not in backbone | norms)
+    trainable = sum(p.numel() for p in model.model.parameters() if p.requires_grad)
+    return additional, trainable
+
+
+class PreProcessedBackbone(nn.Module):
+    """The model's pre-processing followed by its backbone: raw ``(N, 3, H, W)`` images -> features."""
+
+    def __init__(self, model: AnomalibModule) -> None:
+        super().__init__()
+        self.transform = model.pre_processor.export_transform
+        self.backbone = backbone_of(model)
+
+    def forward(self, images: torch.Tensor) -> list[torch.Tensor]:
+        """Features of the backbone (whatever structure it returns)."""
+        return self.backbone(self.transform(images))
+
+
+class _ModuleRuntime:
+    """A module as a runtime: ``(N, 3, H, W)`` arrays in, outputs ignored (for timing)."""
+
+    def __init__(self, module: nn.Module) -> None:
+        self.module = module.eval()
+
+    @torch.inference_mode()
+    def __call__(self, images: np.ndarray) -> dict[str, np.ndarray]:
+        self.module(torch.from_numpy(images))
+        return {}
+
+
+def _openvino_backbone(module: nn.Module, image_size: tuple[int, int], output: Path) -> OpenVINORuntime:
+    """The backbone exported to ONNX (legacy exporter: exact and quick) and compiled by OpenVINO."""
+    output.mkdir(parents=True, exist_ok=True)
+    path = output / "backbone.onnx"
+    torch.onnx.export(module.eval(), (torch.zeros(1, 3, *image_size),), path, dynamo=False, opset_version=17)
+    return OpenVINORuntime(path)
+
+
+def inference_cost(
+    model: AnomalibModule,
+    images: np.ndarray,
+    runtime: str,
+    output: Path,
+    warmup: int = 3,
+    repeats: int = 20,
+) -> InferenceCost:
+    """Measure ``model`` and its backbone in ``runtime`` on ``images`` ``(N, 3, H, W)`` in ``[0, 1]``.
+
+    Raises:
+        ValueError: Unknown runtime.
+    """
+    model = model.eval()
+    backbone = PreProcessedBackbone(model).eval()
+    if runtime == "torch":
+        runtimes = {"backbone": _ModuleRuntime(backbone), "model": TorchRuntime(model)}
+    elif runtime == "openvino":
+        paths, _ = export_formats(model, output / "model", ["openvino_fp32"])
+        runtimes = {
+            "backbone": _openvino_backbone(backbone, images.shape[-2:], output),
+            "model": OpenVINORuntime(paths["openvino_fp32"]),
+        }
+    else:
+        msg = f"Unknown runtime {runtime!r}: choose torch or openvino."
+        raise ValueError(msg)
+    latencies = measure_latencies(runtimes, images[:1], 1, repeats, warmup)
+    additional, trainable = parameter_counts(model)
+    return InferenceCost(runtime, latencies["backbone"], latencies["model"], additional, trainable)

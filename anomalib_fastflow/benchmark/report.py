@@ -1,0 +1,145 @@
+"""The benchmark's outputs: Markdown tables laid out like the paper's Tables 1 and 2, and PNG plots."""
+
+from collections import defaultdict
+from pathlib import Path
+from statistics import mean
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402 - after choosing the file backend
+
+OURS = "fastflow"
+
+
+def _ok(rows: list[dict[str, str]]) -> list[dict[str, str]]:
+    return [row for row in rows if row["status"] == "ok"]
+
+
+def cost_table(cost: list[dict[str, str]], accuracy: list[dict[str, str]]) -> str:
+    """Table 1: per model, backbone and runtime, batch-1 latency (median [min-max]) and parameters."""
+    trained = defaultdict(list)
+    for row in _ok(accuracy):
+        trained[row["model"], row["backbone"]].append(row)
+    lines = [
+        "| model | backbone | runtime | backbone ms | model ms | additional ms | FPS | additional params (M) "
+        "| trainable params (M) | train s (mean) | train peak MB (mean) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for row in _ok(cost):
+        runs = trained.get((row["model"].split("_bank")[0], row["backbone"]), [])
+        fit = f"{mean(float(r['fit_seconds']) for r in runs):.1f}" if runs else "-"
+        memory = f"{mean(float(r['peak_memory_mb']) for r in runs):.0f}" if runs else "-"
+        lines.append(
+            f"| {row['model']} | {row['backbone']} | {row['runtime']} "
+            f"| {float(row['backbone_ms']):.1f} [{float(row['backbone_min_ms']):.1f}-{float(row['backbone_max_ms']):.1f}] "
+            f"| {float(row['model_ms']):.1f} [{float(row['model_min_ms']):.1f}-{float(row['model_max_ms']):.1f}] "
+            f"| {float(row['additional_ms']):.1f} | {float(row['fps']):.1f} "
+            f"| {int(row['additional_parameters']) / 1e6:.2f} | {int(row['trainable_parameters']) / 1e6:.2f} "
+            f"| {fit} | {memory} |"
+        )
+    return "\n".join(lines)
+
+
+def accuracy_table(accuracy: list[dict[str, str]]) -> str:
+    """Table 2: image AUROC / pixel AUROC / pixel AUPRO per category and model, with the mean."""
+    rows = _ok(accuracy)
+    systems = list(dict.fromkeys((row["model"], row["backbone"]) for row in rows))
+    categories = list(dict.fromkeys(row["category"] for row in rows))
+    found = {(row["model"], row["backbone"], row["category"]): row for row in rows}
+    header = " | ".join(f"{model} ({backbone})" for model, backbone in systems)
+    lines = [f"| category | {header} |", "|---|" + "---|" * len(systems)]
+
+    def cell(row: dict[str, str] | None) -> str:
+        if row is None:
+            return "-"
+        return f"{float(row['image_AUROC']):.3f} / {float(row['pixel_AUROC']):.3f} / {float(row['pixel_AUPRO']):.3f}"
+
+    for category in categories:
+        lines.append(f"| {category} | " + " | ".join(cell(found.get((*s, category))) for s in systems) + " |")
+    means = []
+    for system in systems:
+        runs = [row for row in rows if (row["model"], row["backbone"]) == system]
+        means.append(" / ".join(f"{mean(float(r[k]) for r in runs):.3f}" for k in ("image_AUROC", "pixel_AUROC", "pixel_AUPRO")))
+    lines.append("| mean | " + " | ".join(means) + " |")
+    return "\n".join(lines)
+
+
+def target_ratios(cost: list[dict[str, str]]) -> list[str]:
+    """Our additional time over each other model's, per backbone and runtime (lower is better)."""
+    rows = _ok(cost)
+    additional = {(row["model"], row["backbone"], row["runtime"]): float(row["additional_ms"]) for row in rows}
+    lines = []
+    for (model, backbone, runtime), value in sorted(additional.items()):
+        if model != OURS:
+            continue
+        for (other, other_backbone, other_runtime), other_value in sorted(additional.items()):
+            if other == OURS or other_backbone != backbone or other_value <= 0:
+                continue
+            if other_runtime == runtime or (other_runtime == "torch" and other == "anomalib_fastflow"):
+                lines.append(
+                    f"- {backbone}: ours ({runtime}) / {other} ({other_runtime}) additional time = "
+                    f"{value:.1f} / {other_value:.1f} ms = {value / other_value:.2f}x"
+                )
+    return lines
+
+
+def plot_accuracy_vs_time(accuracy: list[dict[str, str]], cost: list[dict[str, str]], path: Path) -> None:
+    """Mean image AUROC against additional milliseconds (PyTorch eager), one point per model and backbone."""
+    figure, axes = plt.subplots(figsize=(6, 4))
+    for row in (r for r in _ok(cost) if r["runtime"] == "torch"):
+        runs = [r for r in _ok(accuracy) if (r["model"], r["backbone"]) == (row["model"].split("_bank")[0], row["backbone"])]
+        if not runs:
+            continue
+        auroc = mean(float(r["image_AUROC"]) for r in runs)
+        axes.scatter(float(row["additional_ms"]), auroc, s=60)
+        axes.annotate(f"{row['model']}\n{row['backbone']}", (float(row["additional_ms"]), auroc), fontsize=7)
+    axes.set_xlabel("additional time on top of the backbone, ms (batch 1, PyTorch eager)")
+    axes.set_ylabel("mean image AUROC")
+    axes.grid(alpha=0.3)
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+
+
+def plot_auroc_per_category(accuracy: list[dict[str, str]], path: Path) -> None:
+    """Grouped bars: image AUROC per category, one bar per model and backbone."""
+    rows = _ok(accuracy)
+    systems = list(dict.fromkeys((row["model"], row["backbone"]) for row in rows))
+    categories = list(dict.fromkeys(row["category"] for row in rows))
+    found = {(row["model"], row["backbone"], row["category"]): float(row["image_AUROC"]) for row in rows}
+    figure, axes = plt.subplots(figsize=(max(6, 1.5 * len(categories) * len(systems) / 2), 4))
+    width = 0.8 / max(len(systems), 1)
+    for index, system in enumerate(systems):
+        positions = [c + index * width for c in range(len(categories))]
+        axes.bar(positions, [found.get((*system, c), 0.0) for c in categories], width, label=" ".join(system))
+    axes.set_xticks([c + 0.4 - width / 2 for c in range(len(categories))], categories)
+    axes.set_ylim(0.5, 1.0)
+    axes.set_ylabel("image AUROC")
+    axes.legend(fontsize=7)
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+
+
+def write_report(accuracy: list[dict[str, str]], cost: list[dict[str, str]], output: Path, heading: str) -> str:
+    """Write ``report.md`` and the two plots under ``output``; return the Markdown."""
+    failures = [row for row in accuracy + cost if row["status"] != "ok"]
+    parts = [
+        heading,
+        "## Inference cost (paper Table 1 layout; batch 1, median [min-max])",
+        cost_table(cost, accuracy),
+        "## Accuracy (paper Table 2 layout; image AUROC / pixel AUROC / pixel AUPRO)",
+        accuracy_table(accuracy),
+        "## Ours against the others (additional time)",
+        "\n".join(target_ratios(cost)) or "(nothing to compare)",
+    ]
+    if failures:
+        parts += ["## Failed runs", "\n".join(f"- {' '.join(r[f] for f in list(r)[:3])}: {r['error']}" for r in failures)]
+    parts.append("![accuracy vs time](accuracy_vs_time.png)\n\n![AUROC per category](auroc_per_category.png)")
+    report = "\n\n".join(parts) + "\n"
+    output.mkdir(parents=True, exist_ok=True)
+    (output / "report.md").write_text(report)
+    plot_accuracy_vs_time(accuracy, cost, output / "accuracy_vs_time.png")
+    plot_auroc_per_category(accuracy, output / "auroc_per_category.png")
+    return report

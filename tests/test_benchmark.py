@@ -1,0 +1,119 @@
+"""Benchmark pieces: parameter counts the paper's way, the grid's failure records and resume, reports."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from anomalib.models.image.fastflow.torch_model import create_fast_flow_block
+
+from anomalib_fastflow import FastFlow
+from anomalib_fastflow.benchmark import grid as grid_module
+from anomalib_fastflow.benchmark.baselines import anomalib_fastflow, anomalib_patchcore, describe
+from anomalib_fastflow.benchmark.datasets import DataSpec
+from anomalib_fastflow.benchmark.grid import BenchmarkConfig, Timing, run_grid
+from anomalib_fastflow.benchmark.inference import inference_cost, parameter_counts
+from anomalib_fastflow.benchmark.report import write_report
+from anomalib_fastflow.benchmark.training import TrainingResult
+
+
+def test_anomalib_fastflow_on_another_backbone_is_built_as_its_constructor_would() -> None:
+    model = anomalib_fastflow("tf_efficientnet_lite0", "random")
+    shapes = [(24, 64, 64), (40, 32, 32), (112, 16, 16)]
+    expected = [create_fast_flow_block(list(shape), True, 1.0, 8) for shape in shapes]  # the lite0 preset
+    for built, reference in zip(model.model.fast_flow_blocks, expected, strict=True):
+        assert [p.shape for p in built.parameters()] == [p.shape for p in reference.parameters()]
+    assert [list(norm.normalized_shape) for norm in model.model.norms] == [list(s) for s in shapes]
+    assert "given our feature extractor" in describe(model)
+
+
+def test_additional_parameters_are_counted_the_papers_way() -> None:
+    ours = FastFlow(weights="random")
+    additional, trainable = parameter_counts(ours)
+    assert additional == sum(p.numel() for p in ours.model.flows.parameters())  # no norms, no backbone
+    assert trainable == additional + sum(p.numel() for p in ours.model.norms.parameters())
+    assert parameter_counts(anomalib_patchcore("tf_efficientnet_lite0", "random"))[0] == 0
+
+
+def test_inference_cost_splits_backbone_and_additional_time() -> None:
+    model = FastFlow(weights="random", input_size=64, flow_steps=2)
+    cost = inference_cost(model, np.random.rand(2, 3, 64, 64).astype(np.float32), "torch", Path("unused"), 1, 3)
+    assert cost.backbone.median_ms > 0
+    assert cost.model.median_ms > cost.backbone.median_ms  # the flows do cost something
+    assert cost.additional_ms == pytest.approx(cost.model.median_ms - cost.backbone.median_ms)
+    with pytest.raises(ValueError, match="Unknown runtime 'tensorflow'"):
+        inference_cost(model, np.zeros((1, 3, 64, 64), np.float32), "tensorflow", Path("unused"))
+
+
+def test_time_to_accuracy_counts_the_fixed_cost_and_the_epochs_up_to_the_first_hit() -> None:
+    result = TrainingResult(0.9, 0.9, fit_seconds=20.0, epoch_seconds=[5.0, 3.0, 3.0, 3.0], epoch_image_aurocs=[0.7, 0.85, 0.95, 0.9])
+    assert result.seconds_to_reach(0.8) == pytest.approx(6.0 + 5.0 + 3.0)
+    assert result.seconds_to_reach(0.99) is None
+    assert result.seconds_per_epoch == pytest.approx(3.5)
+
+
+@pytest.mark.slow
+def test_grid_records_failures_resumes_and_reports(tiny_dataset: Path, tmp_path: Path, monkeypatch) -> None:
+    config = BenchmarkConfig(
+        models=["fastflow", "anomalib_patchcore"],
+        backbones=["tf_efficientnet_lite0", "not_a_timm_model"],
+        data=DataSpec("MVTec", tiny_dataset, ["brick"], batch_size=4),
+        epochs={"fastflow": 1, "anomalib_patchcore": 1},
+        runtimes={"fastflow": ["torch"], "anomalib_patchcore": ["torch"]},
+        patchcore_bank_sizes=[500],
+        timing=Timing(warmup=1, repeats=2),
+        output=tmp_path / "bench",
+    )
+    accuracy, cost = run_grid(config)
+    status = {(row["model"], row["backbone"]): row["status"] for row in accuracy}
+    assert status == {
+        ("fastflow", "tf_efficientnet_lite0"): "ok",
+        ("anomalib_patchcore", "tf_efficientnet_lite0"): "ok",
+        ("fastflow", "not_a_timm_model"): "failed",
+        ("anomalib_patchcore", "not_a_timm_model"): "failed",
+    }
+    failed = next(row for row in accuracy if row["model"] == "fastflow" and row["status"] == "failed")
+    assert "not_a_timm_model" in failed["error"]
+    ok = [row for row in accuracy if row["status"] == "ok"]
+    assert all(0 <= float(row["pixel_AUPRO"]) <= 1 for row in ok)
+    assert {row["model"] for row in cost} == {"fastflow", "anomalib_patchcore", "anomalib_patchcore_bank500"}
+
+    def must_not_train(*args: object, **kwargs: object) -> None:
+        raise AssertionError("a finished run was trained again")
+
+    monkeypatch.setattr(grid_module, "train_and_test", must_not_train)
+    config.backbones = ["tf_efficientnet_lite0"]
+    again, _ = run_grid(config)  # resumes: every requested run is done
+    assert len(again) == 4
+
+    report = write_report(again, cost, tmp_path / "bench", "# test")
+    assert "| fastflow | tf_efficientnet_lite0 | torch |" in report
+    assert "## Failed runs" in report and "not_a_timm_model" in report
+    assert (tmp_path / "bench" / "accuracy_vs_time.png").stat().st_size > 0
+    assert (tmp_path / "bench" / "auroc_per_category.png").stat().st_size > 0
+
+
+def test_cli_commands_have_their_documented_names(tmp_path: Path, monkeypatch) -> None:
+    from anomalib_fastflow import cli
+
+    monkeypatch.setattr("sys.argv", ["anomalib-fastflow", "build-demo-data", "--root", str(tmp_path / "demo")])
+    calls = []
+    monkeypatch.setattr(cli, "build_demo_dataset", lambda root, seed: calls.append((root, seed)) or root)
+    cli.main()
+    assert calls == [(tmp_path / "demo", 0)]
+
+
+
+
+BENCHMARK_CONFIGS = sorted((Path(__file__).parents[1] / "configs" / "benchmark").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("config", BENCHMARK_CONFIGS, ids=[path.stem for path in BENCHMARK_CONFIGS])
+def test_benchmark_configs_parse(config: Path, monkeypatch, capsys) -> None:
+    from anomalib_fastflow import cli
+
+    monkeypatch.setattr("sys.argv", ["anomalib-fastflow", "benchmark", "--config", str(config), "--print_config"])
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main()
+    assert exit_info.value.code == 0
+    printed = capsys.readouterr().out
+    assert "models:" in printed and "fastflow" in printed
