@@ -1,0 +1,92 @@
+"""Training: model selection never sees the test split; the feature cache and views in a real fit."""
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from anomalib.engine import Engine
+from lightning.pytorch import Callback, LightningModule, Trainer
+from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
+
+from anomalib_fastflow import FastFlow, MVTec, build_demo_dataset
+
+
+class _Spy(Callback):
+    """Records which images training and validation receive, per epoch."""
+
+    def __init__(self) -> None:
+        self.train_paths: list[str] = []
+        self.validation_epochs: list[int] = []
+        self.selection_monitors: list[str | None] = []
+
+    def on_train_batch_start(self, trainer: Trainer, pl_module: LightningModule, batch, batch_idx: int) -> None:
+        self.train_paths += [str(path) for path in batch.image_path]
+
+    def on_validation_batch_start(self, trainer: Trainer, pl_module: LightningModule, batch, *args) -> None:
+        self.validation_epochs.append(trainer.current_epoch)
+
+    def on_fit_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        assert not any(isinstance(callback, EarlyStopping) for callback in trainer.callbacks)
+        self.selection_monitors = [cb.monitor for cb in trainer.callbacks if isinstance(cb, ModelCheckpoint)]
+
+
+def test_model_selection_never_reads_the_test_split(tiny_dataset: Path, tmp_path: Path) -> None:
+    spy = _Spy()
+    model = FastFlow(input_size=64, flow_steps=2, lr_schedule="one_cycle")
+    datamodule = MVTec(root=tiny_dataset, category="brick", train_batch_size=4, eval_batch_size=4, num_workers=0)
+    engine = Engine(max_epochs=3, default_root_dir=tmp_path, logger=False, callbacks=[spy])
+    engine.fit(model, datamodule=datamodule)
+
+    # Training reads normal training images only; what stops and selects is a fixed schedule.
+    assert spy.train_paths and all("/train/good/" in path for path in spy.train_paths)
+    assert len(spy.train_paths) == 3 * 12
+    assert spy.selection_monitors == [None]  # the checkpoint callback watches no metric
+    # The test split (anomalib's default validation split) is read once, after the last epoch,
+    # when nothing is left to select: it only calibrates the thresholds.
+    assert spy.validation_epochs and set(spy.validation_epochs) == {2}
+    [checkpoint] = tmp_path.rglob("model.ckpt")
+    saved = torch.load(checkpoint, map_location="cpu", weights_only=False)["state_dict"]
+    trained = {key: value for key, value in model.named_parameters() if key.startswith("model.flows.")}
+    assert trained
+    for key, value in trained.items():
+        torch.testing.assert_close(saved[key], value.detach())  # the last weights, not a "best" epoch
+
+
+def _image_auroc(output: str) -> float:
+    match = re.search(r"image_AUROC\s*│\s*([0-9.]+)", output)
+    assert match, output[-3000:]
+    return float(match.group(1))
+
+
+@pytest.mark.slow
+def test_ddp_with_two_cpu_processes_trains_as_well_as_one(tmp_path: Path) -> None:
+    """Lightning's DDP (gloo, two CPU processes), each caching the samples of its own shard."""
+    root = build_demo_dataset(tmp_path / "data", ["brick"], image_size=128, num_train=32, seed=2)
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    common = [
+        str(Path(sys.executable).with_name("anomalib")), "train", "--model", "anomalib_fastflow.FastFlow",
+        "--data", "MVTec", "--data.root", str(root), "--data.category", "brick", "--data.num_workers", "0",
+        "--trainer.max_epochs", "8", "--trainer.accelerator", "cpu", "--seed_everything", "0",
+    ]  # fmt: skip
+    # The same effective batch (8) and so the same optimizer steps: 8 per step in one process, 4 in each of two.
+    one_process = ["--data.train_batch_size", "8"]
+    two_processes = ["--data.train_batch_size", "4", "--trainer.strategy", "ddp", "--trainer.devices", "2"]
+    results = {}
+    for name, extra in (("one", one_process), ("ddp", two_processes)):
+        run = subprocess.run(
+            [*common, *extra, "--default_root_dir", str(tmp_path / name)],
+            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=900,
+        )  # fmt: skip
+        assert run.returncode == 0, run.stderr[-3000:]
+        results[name] = (_image_auroc(run.stdout), run.stdout + run.stderr)
+    one, ddp = results["one"][0], results["ddp"][0]
+    print(f"image AUROC, one process: {one:.4f}, two DDP processes: {ddp:.4f}")
+    assert one >= 0.9, one
+    assert ddp >= one - 0.05, (one, ddp)
+    caches = re.findall(r"Feature cache: (\d+) samples", results["ddp"][1])
+    # Each process: 16 of the 32 images per epoch, a new view of each in each of the first 4 epochs.
+    assert caches == ["64", "64"], caches
