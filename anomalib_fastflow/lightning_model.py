@@ -176,7 +176,8 @@ class FastFlow(AnomalibModule):
         """Report the cache's size once it holds every view."""
         if self.feature_cache is not None and self.current_epoch + 1 == self.training_views.num_views:
             logger.info(
-                "Feature cache: %d samples, %.1f MiB in memory, %d on disk",
+                "Feature cache of process %d: %d samples, %.1f MiB in memory, %d on disk",
+                self.global_rank,
                 len(self.feature_cache),
                 self.feature_cache.memory_bytes / 2**20,
                 self.feature_cache.spilled,

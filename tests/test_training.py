@@ -87,6 +87,6 @@ def test_ddp_with_two_cpu_processes_trains_as_well_as_one(tmp_path: Path) -> Non
     print(f"image AUROC, one process: {one:.4f}, two DDP processes: {ddp:.4f}")
     assert one >= 0.9, one
     assert ddp >= one - 0.05, (one, ddp)
-    caches = re.findall(r"Feature cache: (\d+) samples", results["ddp"][1])
+    caches = dict(re.findall(r"Feature cache of process (\d+): (\d+) samples", results["ddp"][1]))
     # Each process: 16 of the 32 images per epoch, a new view of each in each of the first 4 epochs.
-    assert caches == ["64", "64"], caches
+    assert caches == {"0": "64", "1": "64"}, caches

@@ -4,10 +4,7 @@ from collections import defaultdict
 from pathlib import Path
 from statistics import mean
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402 - after choosing the file backend
+from matplotlib.figure import Figure  # no pyplot: drawing files must not change anyone's backend
 
 OURS = "fastflow"
 
@@ -86,7 +83,8 @@ def target_ratios(cost: list[dict[str, str]]) -> list[str]:
 
 def plot_accuracy_vs_time(accuracy: list[dict[str, str]], cost: list[dict[str, str]], path: Path) -> None:
     """Mean image AUROC against additional milliseconds (PyTorch eager), one point per model and backbone."""
-    figure, axes = plt.subplots(figsize=(6, 4))
+    figure = Figure(figsize=(6, 4))
+    axes = figure.subplots()
     for row in (r for r in _ok(cost) if r["runtime"] == "torch"):
         runs = [r for r in _ok(accuracy) if (r["model"], r["backbone"]) == (row["model"].split("_bank")[0], row["backbone"])]
         if not runs:
@@ -99,7 +97,6 @@ def plot_accuracy_vs_time(accuracy: list[dict[str, str]], cost: list[dict[str, s
     axes.grid(alpha=0.3)
     figure.tight_layout()
     figure.savefig(path, dpi=120)
-    plt.close(figure)
 
 
 def plot_auroc_per_category(accuracy: list[dict[str, str]], path: Path) -> None:
@@ -108,7 +105,8 @@ def plot_auroc_per_category(accuracy: list[dict[str, str]], path: Path) -> None:
     systems = list(dict.fromkeys((row["model"], row["backbone"]) for row in rows))
     categories = list(dict.fromkeys(row["category"] for row in rows))
     found = {(row["model"], row["backbone"], row["category"]): float(row["image_AUROC"]) for row in rows}
-    figure, axes = plt.subplots(figsize=(max(6, 1.5 * len(categories) * len(systems) / 2), 4))
+    figure = Figure(figsize=(max(6, 1.5 * len(categories) * len(systems) / 2), 4))
+    axes = figure.subplots()
     width = 0.8 / max(len(systems), 1)
     for index, system in enumerate(systems):
         positions = [c + index * width for c in range(len(categories))]
@@ -119,7 +117,6 @@ def plot_auroc_per_category(accuracy: list[dict[str, str]], path: Path) -> None:
     axes.legend(fontsize=7)
     figure.tight_layout()
     figure.savefig(path, dpi=120)
-    plt.close(figure)
 
 
 def write_report(accuracy: list[dict[str, str]], cost: list[dict[str, str]], output: Path, heading: str) -> str:
