@@ -56,10 +56,11 @@ def test_model_selection_never_reads_the_test_split(tiny_dataset: Path, tmp_path
         torch.testing.assert_close(saved[key], value.detach())  # the last weights, not a "best" epoch
 
 
-def _image_auroc(output: str) -> float:
-    match = re.search(r"image_AUROC\s*│\s*([0-9.]+)", output)
-    assert match, output[-3000:]
-    return float(match.group(1))
+def _aurocs(output: str) -> tuple[float, float]:
+    """(image AUROC, pixel AUROC) from the test table the anomalib CLI prints."""
+    found = dict(re.findall(r"(image_AUROC|pixel_AUROC)\s*│\s*([0-9.]+)", output))
+    assert len(found) == 2, output[-3000:]
+    return float(found["image_AUROC"]), float(found["pixel_AUROC"])
 
 
 @pytest.mark.slow
@@ -82,11 +83,13 @@ def test_ddp_with_two_cpu_processes_trains_as_well_as_one(tmp_path: Path) -> Non
             cwd=tmp_path, env=env, capture_output=True, text=True, timeout=900,
         )  # fmt: skip
         assert run.returncode == 0, run.stderr[-3000:]
-        results[name] = (_image_auroc(run.stdout), run.stdout + run.stderr)
-    one, ddp = results["one"][0], results["ddp"][0]
-    print(f"image AUROC, one process: {one:.4f}, two DDP processes: {ddp:.4f}")
-    assert one >= 0.9, one
-    assert ddp >= one - 0.05, (one, ddp)
+        results[name] = (_aurocs(run.stdout), run.stdout + run.stderr)
+    (one_image, one_pixel), (ddp_image, ddp_pixel) = results["one"][0], results["ddp"][0]
+    print(f"image / pixel AUROC, one process: {one_image:.4f} / {one_pixel:.4f}, two: {ddp_image:.4f} / {ddp_pixel:.4f}")
+    assert one_image >= 0.9 and one_pixel >= 0.9, results["one"][0]
+    # 36 test images make image AUROC coarse (runs of one process alone vary by 0.05); pixels are many.
+    assert ddp_image >= one_image - 0.1, (one_image, ddp_image)
+    assert abs(ddp_pixel - one_pixel) <= 0.02, (one_pixel, ddp_pixel)
     caches = dict(re.findall(r"Feature cache of process (\d+): (\d+) samples", results["ddp"][1]))
     # Each process: 16 of the 32 images per epoch, a new view of each in each of the first 4 epochs.
     assert caches == {"0": "64", "1": "64"}, caches
