@@ -20,7 +20,7 @@ from .backbones import OFFLINE_BACKBONE, PRESETS, PRETRAINED_WEIGHTS
 from .benchmark.datasets import DataSpec
 from .benchmark.epoch_time import format_epoch_times, measure_epoch_times
 from .benchmark.grid import BenchmarkConfig, run_grid
-from .benchmark.report import write_report
+from .benchmark.report import provenance, write_report
 from .benchmark.versus_anomalib import compare_with_anomalib_fastflow
 from .data import MVTec, build_demo_dataset
 from .data.arrays import split_arrays
@@ -156,12 +156,12 @@ def compare_training(
 
     1. Per category of ``data``: both models on ``backbone`` for ``epochs`` epochs (same data,
        input size, seed): image/pixel AUROC, fit wall time, training seconds per epoch, peak memory,
-       and the wall time ours needs to reach anomalib's final image AUROC.
-    2. Per backbone preset of ``epoch_time_backbones`` (random weights, ``epoch_time_images`` images):
-       seconds per epoch, ours / anomalib's. Give ``--epoch_time_backbones []`` to skip it
+       and the wall time ours needs to reach anomalib's final image AUROC. Written to
+       ``output/comparison.md`` and ``comparison.csv``; ``--epochs 0`` skips it.
+    2. Per backbone preset of ``epoch_time_backbones`` (random weights, a training set of the
+       first ``epoch_time_images`` images of the first category): seconds per epoch, ours /
+       anomalib's. Written to ``output/epoch_time.md``; ``--epoch_time_backbones []`` skips it
        (CaiT-M48 takes minutes on a CPU).
-
-    Both tables go to ``output/comparison.md`` (and the first to ``comparison.csv``).
 
     Args:
         data: Dataset and categories, e.g. ``--data.name MVTec --data.root datasets/MVTecAD
@@ -169,18 +169,18 @@ def compare_training(
         output: Folder for the runs and the tables.
         backbone: Backbone of the accuracy comparison.
         weights: Backbone weights of the accuracy comparison: ``pretrained``, ``random`` or a file.
-        epochs: Training epochs of both models.
+        epochs: Training epochs of both models (0: only the seconds per epoch per preset).
         seed: Seed of data order and initialisation, the same for both.
         epoch_time_backbones: Presets whose seconds per epoch are compared.
-        epoch_time_images: Images per epoch for that comparison.
+        epoch_time_images: Training images (one batch, the same every epoch) for that comparison.
     """
-    compare_with_anomalib_fastflow(data, output, backbone, weights, epochs, seed)
+    if epochs > 0:
+        compare_with_anomalib_fastflow(data, output, backbone, weights, epochs, seed)
     if epoch_time_backbones:
         rows = measure_epoch_times(epoch_time_backbones, data, output / "epoch_time", epoch_time_images, seed=seed)
-        table = format_epoch_times(rows)
-        with (output / "comparison.md").open("a") as file:
-            file.write(f"\nSeconds per training epoch (random weights, {epoch_time_images} images):\n\n{table}\n")
-        print(f"\nSeconds per training epoch (random weights, {epoch_time_images} images):\n{table}")
+        report = f"Seconds per training epoch (random weights, {epoch_time_images} images):\n\n{format_epoch_times(rows)}\n"
+        (output / "epoch_time.md").write_text(report)
+        print(f"\n{report}")
 
 
 def benchmark(grid: BenchmarkConfig = BenchmarkConfig()) -> str:
@@ -196,7 +196,9 @@ def benchmark(grid: BenchmarkConfig = BenchmarkConfig()) -> str:
     accuracy, cost = run_grid(grid)
     heading = (
         f"# Benchmark: {', '.join(grid.models)} on {', '.join(grid.backbones)} ({grid.weights} weights)\n\n"
+        f"{provenance()}\n\n"
         f"Data: {grid.data.name} {grid.data.categories} in {grid.data.root}; epochs {grid.epochs}; "
+        f"model options {grid.model_options or 'none'}; "
         f"seed {grid.seed}; {grid.timing.threads} threads, {grid.timing.warmup} warm-up runs, "
         f"median of {grid.timing.repeats}.\n\nEvery model gets the same backbone weights, input size and "
         "pre-processing. anomalib's Fastflow runs with our preset's flow settings (on a backbone it does not accept, with our feature "

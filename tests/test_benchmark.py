@@ -5,6 +5,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from anomalib.models.image.fastflow.torch_model import create_fast_flow_block
+from lightning.pytorch.trainer.states import TrainerFn
 
 from anomalib_fastflow import FastFlow
 from anomalib_fastflow.benchmark import grid as grid_module
@@ -14,6 +15,7 @@ from anomalib_fastflow.benchmark.grid import BenchmarkConfig, Timing, run_grid
 from anomalib_fastflow.benchmark.inference import inference_cost, parameter_counts
 from anomalib_fastflow.benchmark.report import write_report
 from anomalib_fastflow.benchmark.training import TrainingResult
+from anomalib_fastflow.export import unavailable_reason
 
 
 def test_anomalib_fastflow_on_another_backbone_is_built_as_its_constructor_would() -> None:
@@ -51,6 +53,17 @@ def test_time_to_accuracy_counts_the_fixed_cost_and_the_epochs_up_to_the_first_h
     assert result.seconds_per_epoch == pytest.approx(3.5)
 
 
+def test_a_few_training_images_stay_the_training_set_through_the_trainers_setup(tiny_dataset: Path) -> None:
+    spec = DataSpec("MVTec", tiny_dataset, ["brick"], batch_size=2)
+    full = spec.datamodule("brick")
+    full.setup(TrainerFn.FITTING)
+    few = spec.datamodule("brick", train_images=3)
+    few.setup(TrainerFn.FITTING)  # what Engine.fit does: it must not rebuild the full split
+    assert list(few.train_data.samples.image_path) == list(full.train_data.samples.image_path[:3])
+    with pytest.raises(ValueError, match=f"train_images=999, but {tiny_dataset}/brick has {len(full.train_data)}"):
+        spec.datamodule("brick", train_images=999)
+
+
 @pytest.mark.slow
 def test_grid_records_failures_resumes_and_reports(tiny_dataset: Path, tmp_path: Path, monkeypatch) -> None:
     config = BenchmarkConfig(
@@ -58,7 +71,8 @@ def test_grid_records_failures_resumes_and_reports(tiny_dataset: Path, tmp_path:
         backbones=["tf_efficientnet_lite0", "not_a_timm_model"],
         data=DataSpec("MVTec", tiny_dataset, ["brick"], batch_size=4),
         epochs={"fastflow": 1, "anomalib_patchcore": 1},
-        runtimes={"fastflow": ["torch"], "anomalib_patchcore": ["torch"]},
+        runtimes={"fastflow": ["torch", "tensorrt"], "anomalib_patchcore": ["torch"]},
+        model_options={"anomalib_patchcore": {"coreset_sampling_ratio": 0.05}},
         patchcore_bank_sizes=[500],
         timing=Timing(warmup=1, repeats=2),
         output=tmp_path / "bench",
@@ -76,6 +90,9 @@ def test_grid_records_failures_resumes_and_reports(tiny_dataset: Path, tmp_path:
     ok = [row for row in accuracy if row["status"] == "ok"]
     assert all(0 <= float(row["pixel_AUPRO"]) <= 1 for row in ok)
     assert {row["model"] for row in cost} == {"fastflow", "anomalib_patchcore", "anomalib_patchcore_bank500"}
+    tensorrt = next(row for row in cost if row["runtime"] == "tensorrt")
+    reason = unavailable_reason()
+    assert (tensorrt["status"], tensorrt["error"]) == (("skipped", reason) if reason else ("ok", ""))
 
     def must_not_train(*args: object, **kwargs: object) -> None:
         raise AssertionError("a finished run was trained again")
@@ -87,7 +104,8 @@ def test_grid_records_failures_resumes_and_reports(tiny_dataset: Path, tmp_path:
 
     report = write_report(again, cost, tmp_path / "bench", "# test")
     assert "| fastflow | tf_efficientnet_lite0 | torch |" in report
-    assert "## Failed runs" in report and "not_a_timm_model" in report
+    assert "## Failed or skipped runs" in report and "not_a_timm_model" in report
+    assert reason is None or f"fastflow tf_efficientnet_lite0 tensorrt (skipped): {reason}" in report
     assert (tmp_path / "bench" / "accuracy_vs_time.png").stat().st_size > 0
     assert (tmp_path / "bench" / "auroc_per_category.png").stat().st_size > 0
 
@@ -100,8 +118,6 @@ def test_cli_commands_have_their_documented_names(tmp_path: Path, monkeypatch) -
     monkeypatch.setattr(cli, "build_demo_dataset", lambda root, seed: calls.append((root, seed)) or root)
     cli.main()
     assert calls == [(tmp_path / "demo", 0)]
-
-
 
 
 BENCHMARK_CONFIGS = sorted((Path(__file__).parents[1] / "configs" / "benchmark").glob("*.yaml"))

@@ -5,6 +5,7 @@ from pathlib import Path
 from typing import Literal
 
 from anomalib.data import AnomalibDataModule
+from lightning.pytorch.trainer.states import TrainerFn
 
 from ..data import BTAD, MVTec, build_demo_dataset
 from ..data.demo import TEXTURES
@@ -27,12 +28,19 @@ class DataSpec:
     categories: list[str] = field(default_factory=lambda: list(TEXTURES))
     batch_size: int = 8
 
-    def datamodule(self, category: str, seed: int = 0) -> AnomalibDataModule:
-        """The datamodule of one category (in-process loading: the fastest on a few CPU cores)."""
+    def datamodule(self, category: str, seed: int = 0, train_images: int | None = None) -> AnomalibDataModule:
+        """The datamodule of one category (in-process loading: the fastest on a few CPU cores).
+
+        ``train_images`` keeps only the first that many training images (for timing epochs on a
+        few images: every epoch then sees the same images, as every epoch of a full run does).
+
+        Raises:
+            ValueError: ``train_images`` is not between 1 and the number of training images.
+        """
         if self.name == "demo" and not (Path(self.root) / category).is_dir():
             build_demo_dataset(self.root, [category], seed=seed)
         datamodule_class = BTAD if self.name == "BTAD" else MVTec
-        return datamodule_class(
+        datamodule = datamodule_class(
             root=self.root,
             category=category,
             train_batch_size=self.batch_size,
@@ -40,3 +48,11 @@ class DataSpec:
             num_workers=0,
             seed=seed,
         )
+        if train_images is not None:
+            datamodule.setup(TrainerFn.FITTING)  # as the trainer would; its own setup then keeps the split
+            available = len(datamodule.train_data)
+            if not 1 <= train_images <= available:
+                msg = f"train_images={train_images}, but {self.root}/{category} has {available} training images."
+                raise ValueError(msg)
+            datamodule.train_data = datamodule.train_data.subsample(list(range(train_images)))
+        return datamodule

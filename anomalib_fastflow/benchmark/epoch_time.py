@@ -1,7 +1,7 @@
 """Seconds per training epoch, ours vs anomalib's ``Fastflow``, for every backbone preset.
 
-Both train on the same few images (one batch per epoch, no validation) with random backbone
-weights: only time is measured. Ours runs without augmentation, so its first epoch fills the
+Both train on the same few images (the whole training set of the run: one batch per epoch, the
+same images every epoch; no validation) with random backbone weights: only time is measured. Ours runs without augmentation, so its first epoch fills the
 feature cache and the later ones read it; the table also gives the mean epoch of a longer run with
 augmentation, from the same measured figures (``views`` epochs that fill, the rest cached).
 """
@@ -41,16 +41,16 @@ def measure_epoch_times(
     epochs: int = 3,
     seed: int = 0,
 ) -> list[EpochTimeRow]:
-    """Train both models for ``epochs`` epochs of one ``images``-image batch per backbone."""
+    """Train both models for ``epochs`` epochs on a training set of ``images`` images (one batch) per backbone."""
     data = DataSpec(data.name, data.root, data.categories[:1], batch_size=images)
     category = data.categories[0]
-    limits = {"limit_train_batches": 1, "limit_val_batches": 0, "test": False}
+    limits = {"limit_val_batches": 0, "test": False}
     rows = []
     for backbone in backbones:
         ours = FastFlow(backbone, weights=RANDOM_WEIGHTS, augmentation="none")
         theirs = anomalib_fastflow(backbone, RANDOM_WEIGHTS)
-        ours_run = train_and_test(ours, data.datamodule(category, seed), epochs, output / "ours", seed, **limits)
-        theirs_run = train_and_test(theirs, data.datamodule(category, seed), epochs, output / "theirs", seed, **limits)
+        ours_run = train_and_test(ours, data.datamodule(category, seed, images), epochs, output / "ours", seed, **limits)
+        theirs_run = train_and_test(theirs, data.datamodule(category, seed, images), epochs, output / "theirs", seed, **limits)
         cached = ours_run.epoch_seconds[1:]
         rows.append(
             EpochTimeRow(

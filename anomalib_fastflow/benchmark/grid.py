@@ -15,6 +15,7 @@ from typing import Literal
 import torch
 from anomalib.metrics import AUPRO, AUROC, Evaluator
 from anomalib.models.components import AnomalibModule
+from rich.console import Console
 from rich.progress import Progress
 
 from ..backbones import OFFLINE_BACKBONE, PRETRAINED_WEIGHTS
@@ -22,12 +23,11 @@ from ..data.arrays import split_arrays
 from ..lightning_model import FastFlow
 from .baselines import anomalib_cflow, anomalib_fastflow, anomalib_patchcore
 from .datasets import DataSpec
-from .inference import inference_cost
+from .inference import RuntimeUnavailable, inference_cost, unavailable_runtime_reason
 from .training import train_and_test
 
 ModelName = Literal["fastflow", "anomalib_fastflow", "anomalib_patchcore", "anomalib_cflow"]
-RuntimeName = Literal["torch", "openvino"]
-
+RuntimeName = Literal["torch", "onnxruntime", "openvino", "tensorrt", "tensorrt_fp16"]
 
 
 def fastflow(backbone: str, weights: str = PRETRAINED_WEIGHTS, **kwargs: object) -> FastFlow:
@@ -71,7 +71,10 @@ class BenchmarkConfig:
         data: Dataset and categories.
         epochs: Training epochs per model (one budget per model family); 0 measures inference
             cost only (untrained weights time the same; PatchCore then only with the bank sizes).
-        runtimes: Runtimes in which each model's inference cost is measured.
+        runtimes: Runtimes in which each model's inference cost is measured (TensorRT ones are
+            recorded as skipped, with the reason, where TensorRT or a GPU is missing).
+        model_options: Constructor arguments per model, on top of the benchmark's own (e.g.
+            ``anomalib_patchcore: {coreset_sampling_ratio: 0.01}``).
         weights: Backbone weights for every model: ``pretrained``, ``random`` or a file.
         patchcore_bank_sizes: Also time PatchCore with memory banks of these sizes (random
             patches of the right width: timing only), besides the bank it learned.
@@ -87,6 +90,7 @@ class BenchmarkConfig:
         default_factory=lambda: {"fastflow": 10, "anomalib_fastflow": 10, "anomalib_patchcore": 1, "anomalib_cflow": 2}
     )
     runtimes: dict[str, list[RuntimeName]] = field(default_factory=lambda: {"fastflow": ["torch", "openvino"]})
+    model_options: dict[str, dict[str, object]] = field(default_factory=dict)
     weights: str = PRETRAINED_WEIGHTS
     patchcore_bank_sizes: list[int] = field(default_factory=lambda: [20000])
     timing: Timing = field(default_factory=Timing)
@@ -115,9 +119,14 @@ class _Table:
             with path.open(newline="") as file:
                 self.rows = list(csv.DictReader(file))
 
+    def status(self, *key: str) -> str | None:
+        """Status of the run ``key`` (``ok``, ``failed``, ``skipped``), or None if it never ran."""
+        found = [row["status"] for row in self.rows if tuple(row[f] for f in self.fields[: self.key_fields]) == key]
+        return found[0] if found else None
+
     def done(self, *key: str) -> bool:
         """Whether the run ``key`` finished without error (a failed run is retried)."""
-        return any(tuple(row[f] for f in self.fields[: self.key_fields]) == key and row["status"] == "ok" for row in self.rows)
+        return self.status(*key) == "ok"
 
     def add(self, row: dict[str, object]) -> None:
         """Record a run (replacing an earlier failure of the same key) and rewrite the file."""
@@ -152,7 +161,11 @@ def run_grid(config: BenchmarkConfig) -> tuple[list[dict[str, str]], list[dict[s
     accuracy = _Table(output / "accuracy.csv", ACCURACY_FIELDS, 3)
     cost = _Table(output / "cost.csv", COST_FIELDS, 3)
     jobs = [(m, b, c) for m in config.models for b in config.backbones for c in config.data.categories]
-    with Progress() as progress:
+    console = Console()
+    # In Jupyter, rich's stderr proxy and the kernel's stream flush call each other without end
+    # once something else writes to stderr (e.g. PatchCore's tqdm bar): RecursionError.
+    redirect = not console.is_jupyter
+    with Progress(console=console, redirect_stdout=redirect, redirect_stderr=redirect) as progress:
         task = progress.add_task("benchmark", total=len(jobs))
         for model_name, backbone, category in jobs:
             progress.update(task, description=f"{model_name} {backbone} {category}")
@@ -162,19 +175,25 @@ def run_grid(config: BenchmarkConfig) -> tuple[list[dict[str, str]], list[dict[s
 
 
 def _run_job(config: BenchmarkConfig, accuracy: _Table, cost: _Table, model_name: str, backbone: str, category: str) -> None:
-    """Train and test one model on one category (unless done); time it on the first category."""
+    """Train and test one model on one category (unless done); time it on the first category.
+
+    Every model validates once, after its last epoch (what ours does by default): per-epoch
+    validation on the test split would add the same test pass to every epoch of the others.
+    """
     epochs = config.epochs.get(model_name, 1)
     runtimes = config.runtimes.get(model_name, ["torch"]) if category == config.data.categories[0] else []
-    pending = [runtime for runtime in runtimes if not cost.done(model_name, backbone, runtime)]
+    pending = [runtime for runtime in runtimes if _pending(cost, model_name, backbone, runtime)]
     if (epochs == 0 or accuracy.done(model_name, backbone, category)) and not pending:
         return
     key = {"model": model_name, "backbone": backbone, "category": category}
     output = Path(config.output)
     try:
-        model = BUILDERS[model_name](backbone, config.weights, evaluator=_evaluator())
+        options = config.model_options.get(model_name, {})
+        model = BUILDERS[model_name](backbone, config.weights, evaluator=_evaluator(), **options)
         if epochs > 0:
             datamodule = config.data.datamodule(category, config.seed)
-            result = train_and_test(model, datamodule, epochs, output / "runs" / model_name / backbone, config.seed)
+            root = output / "runs" / model_name / backbone
+            result = train_and_test(model, datamodule, epochs, root, config.seed, check_val_every_n_epoch=epochs)
             accuracy.add({
                 **key, "status": "ok", "image_AUROC": result.image_auroc, "pixel_AUROC": result.pixel_auroc,
                 "pixel_AUPRO": result.metrics.get("pixel_AUPRO", ""), "fit_seconds": round(result.fit_seconds, 2),
@@ -194,12 +213,23 @@ def _run_job(config: BenchmarkConfig, accuracy: _Table, cost: _Table, model_name
             _measure(cost, name, backbone, runtime, variant, images, output, config.timing)
 
 
+def _pending(cost: _Table, model_name: str, backbone: str, runtime: str) -> bool:
+    """Whether a cost run is still to do: never ran, failed, or skipped but now able to run."""
+    status = cost.status(model_name, backbone, runtime)
+    if status == "skipped":
+        return unavailable_runtime_reason(runtime) is None
+    return status != "ok"
+
+
 def _measure(
     cost: _Table, name: str, backbone: str, runtime: str, model: AnomalibModule, images, output: Path, timing: Timing
 ) -> None:
     key = {"model": name, "backbone": backbone, "runtime": runtime}
     try:
         measured = inference_cost(model, images, runtime, output / "exports" / name / backbone, timing.warmup, timing.repeats)
+    except RuntimeUnavailable as reason:
+        cost.add({**key, "status": "skipped", "error": str(reason)})
+        return
     except Exception as error:  # noqa: BLE001 - recorded, and the grid goes on
         cost.add({**key, "status": "failed", "error": _failure(error)})
         return

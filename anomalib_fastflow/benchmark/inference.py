@@ -14,9 +14,13 @@ import torch
 from anomalib.models.components import AnomalibModule
 from torch import nn
 
-from ..export import OpenVINORuntime, TorchRuntime, export_formats
+from ..export import OnnxRuntime, OpenVINORuntime, TorchRuntime, build_engine, export_formats, unavailable_reason
 from ..export.parity import Latency, measure_latencies
+from ..export.runtimes import Runtime
+from ..export.tensorrt import TensorRTRuntime
 from .baselines import anomalib_fastflow_backbone
+
+TENSORRT_RUNTIMES = {"tensorrt": "tensorrt_fp32", "tensorrt_fp16": "tensorrt_fp16"}
 
 
 @dataclass(frozen=True)
@@ -24,7 +28,9 @@ class InferenceCost:
     """Batch-1 latency of a model and of its backbone in one runtime, and the parameters it adds.
 
     Attributes:
-        runtime: ``torch`` (eager) or ``openvino`` (FP32, exported through ONNX).
+        runtime: ``torch`` (eager), ``onnxruntime`` (the exported ONNX on ONNX Runtime's CPU
+            provider), ``openvino`` (FP32, compiled from the ONNX), ``tensorrt`` or
+            ``tensorrt_fp16`` (engines built from the ONNX, on the GPU, copies in and out included).
         backbone: Latency of the backbone alone (features only).
         model: Latency of the whole model: pre-processing, backbone, head, anomaly map, score.
         additional_parameters: Parameters beyond the backbone, counted the paper's way: flows or
@@ -90,12 +96,47 @@ class _ModuleRuntime:
         return {}
 
 
-def _openvino_backbone(module: nn.Module, image_size: tuple[int, int], output: Path) -> OpenVINORuntime:
-    """The backbone exported to ONNX (legacy exporter: exact and quick) and compiled by OpenVINO."""
+class RuntimeUnavailable(RuntimeError):
+    """The runtime cannot run on this machine (e.g. TensorRT without a GPU); the message says why."""
+
+
+def _backbone_onnx(module: nn.Module, image_size: tuple[int, int], output: Path) -> Path:
+    """The backbone exported to ONNX at batch 1 (legacy exporter: exact and quick)."""
     output.mkdir(parents=True, exist_ok=True)
     path = output / "backbone.onnx"
     torch.onnx.export(module.eval(), (torch.zeros(1, 3, *image_size),), path, dynamo=False, opset_version=17)
-    return OpenVINORuntime(path)
+    return path
+
+
+def unavailable_runtime_reason(runtime: str) -> str | None:
+    """Why ``runtime`` cannot run on this machine, or None when it can."""
+    return unavailable_reason() if runtime in TENSORRT_RUNTIMES else None
+
+
+def _runtimes(model: AnomalibModule, runtime: str, image_size: tuple[int, int], output: Path) -> dict[str, Runtime]:
+    """The backbone alone and the whole model, loaded in ``runtime``."""
+    backbone = PreProcessedBackbone(model).eval()
+    if runtime == "torch":
+        return {"backbone": _ModuleRuntime(backbone), "model": TorchRuntime(model)}
+    if runtime == "onnxruntime":
+        paths, _ = export_formats(model, output / "model", ["onnx"])
+        return {"backbone": OnnxRuntime(_backbone_onnx(backbone, image_size, output)), "model": OnnxRuntime(paths["onnx"])}
+    if runtime == "openvino":
+        paths, _ = export_formats(model, output / "model", ["openvino_fp32"])
+        return {
+            "backbone": OpenVINORuntime(_backbone_onnx(backbone, image_size, output)),
+            "model": OpenVINORuntime(paths["openvino_fp32"]),
+        }
+    if runtime in TENSORRT_RUNTIMES:
+        reason = unavailable_runtime_reason(runtime)
+        if reason:
+            raise RuntimeUnavailable(reason)
+        fp16 = runtime == "tensorrt_fp16"
+        paths, _ = export_formats(model, output / "model", [TENSORRT_RUNTIMES[runtime]], tensorrt_batch_sizes=(1, 1, 1))
+        engine = build_engine(_backbone_onnx(backbone, image_size, output), output / f"backbone_{runtime}.engine", image_size, fp16)
+        return {"backbone": TensorRTRuntime(engine), "model": TensorRTRuntime(paths[TENSORRT_RUNTIMES[runtime]])}
+    msg = f"Unknown runtime {runtime!r}: choose from {['torch', 'onnxruntime', 'openvino', *TENSORRT_RUNTIMES]}."
+    raise ValueError(msg)
 
 
 def inference_cost(
@@ -110,20 +151,9 @@ def inference_cost(
 
     Raises:
         ValueError: Unknown runtime.
+        RuntimeUnavailable: The runtime cannot run here (TensorRT without its package or a GPU).
     """
-    model = model.eval()
-    backbone = PreProcessedBackbone(model).eval()
-    if runtime == "torch":
-        runtimes = {"backbone": _ModuleRuntime(backbone), "model": TorchRuntime(model)}
-    elif runtime == "openvino":
-        paths, _ = export_formats(model, output / "model", ["openvino_fp32"])
-        runtimes = {
-            "backbone": _openvino_backbone(backbone, images.shape[-2:], output),
-            "model": OpenVINORuntime(paths["openvino_fp32"]),
-        }
-    else:
-        msg = f"Unknown runtime {runtime!r}: choose torch or openvino."
-        raise ValueError(msg)
+    runtimes = _runtimes(model.eval(), runtime, tuple(images.shape[-2:]), output)
     latencies = measure_latencies(runtimes, images[:1], 1, repeats, warmup)
     additional, trainable = parameter_counts(model)
     return InferenceCost(runtime, latencies["backbone"], latencies["model"], additional, trainable)

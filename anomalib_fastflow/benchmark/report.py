@@ -1,12 +1,33 @@
 """The benchmark's outputs: Markdown tables laid out like the paper's Tables 1 and 2, and PNG plots."""
 
+import os
+import platform
+import shlex
+import sys
 from collections import defaultdict
+from datetime import date
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from statistics import mean
 
 from matplotlib.figure import Figure  # no pyplot: drawing files must not change anyone's backend
 
 OURS = "fastflow"
+PACKAGES = ("torch", "anomalib", "onnxruntime", "openvino", "tensorrt")
+
+
+def provenance() -> str:
+    """How and where a report was made: the command line, the date, the machine and package versions."""
+
+    def installed(package: str) -> str:
+        try:
+            return f"{package} {version(package)}"
+        except PackageNotFoundError:
+            return f"{package} not installed"
+
+    command = shlex.join(["anomalib-fastflow", *sys.argv[1:]])
+    machine = f"{platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}"
+    return f"Made by `{command}` on {date.today().isoformat()} ({machine}; {', '.join(map(installed, PACKAGES))})."
 
 
 def _ok(rows: list[dict[str, str]]) -> list[dict[str, str]]:
@@ -132,7 +153,10 @@ def write_report(accuracy: list[dict[str, str]], cost: list[dict[str, str]], out
         "\n".join(target_ratios(cost)) or "(nothing to compare)",
     ]
     if failures:
-        parts += ["## Failed runs", "\n".join(f"- {' '.join(r[f] for f in list(r)[:3])}: {r['error']}" for r in failures)]
+        parts += [
+            "## Failed or skipped runs",
+            "\n".join(f"- {' '.join(r[f] for f in list(r)[:3])} ({r['status']}): {r['error']}" for r in failures),
+        ]
     parts.append("![accuracy vs time](accuracy_vs_time.png)\n\n![AUROC per category](auroc_per_category.png)")
     report = "\n\n".join(parts) + "\n"
     output.mkdir(parents=True, exist_ok=True)

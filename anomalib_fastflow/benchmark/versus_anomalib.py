@@ -109,12 +109,11 @@ def compare_with_anomalib_fastflow(
     seed: int = 0,
 ) -> list[ComparisonRow]:
     """Train both models per category; write ``comparison.md`` and ``comparison.csv`` under ``output``."""
-    rows = []
-    built = describe(anomalib_fastflow(backbone, weights))
+    rows, built = [], ""
     for category in data.categories:
-        theirs = train_and_test(
-            anomalib_fastflow(backbone, weights), data.datamodule(category, seed), epochs, output / "theirs", seed
-        )
+        their_model = anomalib_fastflow(backbone, weights)
+        built = built or describe(their_model)
+        theirs = train_and_test(their_model, data.datamodule(category, seed), epochs, output / "theirs", seed)
         ours = train_and_test(
             FastFlow(backbone, weights=weights),
             data.datamodule(category, seed),
