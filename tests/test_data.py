@@ -25,6 +25,8 @@ def test_demo_dataset_layout_and_determinism(tmp_path: Path) -> None:
     second = build_demo_dataset(tmp_path / "b", ["gravel"], seed=5, **kwargs)
     third = build_demo_dataset(tmp_path / "c", ["gravel"], seed=6, **kwargs)
     assert _digest(first) == _digest(second) != _digest(third)
+    together = build_demo_dataset(tmp_path / "d", ["brick", "gravel"], seed=5, **kwargs)
+    assert _digest(together / "gravel") == _digest(first / "gravel")  # built alone or with others: the same
     category = first / "gravel"
     assert len(list((category / "train" / "good").glob("*.png"))) == 3
     for kind in DEFECTS:

@@ -100,7 +100,8 @@ def build_demo_dataset(
 ) -> Path:
     """Write the demo dataset under ``root`` (MVTec AD layout) and return ``root``.
 
-    The same arguments always give the same files. Existing files are overwritten.
+    A category's files depend only on the category, the sizes and ``seed``: built alone or with
+    the others, it is the same. Existing files are overwritten.
 
     Raises:
         ValueError: An unknown category.
@@ -110,8 +111,8 @@ def build_demo_dataset(
     if unknown:
         msg = f"Unknown demo categories {unknown}; choose from {sorted(TEXTURES)}."
         raise ValueError(msg)
-    for index, category in enumerate(categories):
-        rng = np.random.default_rng([seed, index])
+    for category in categories:
+        rng = np.random.default_rng([seed, list(TEXTURES).index(category)])
         source = _rgb(TEXTURES[category]())
         others = [_rgb(TEXTURES[name]()) for name in TEXTURES if name != category]
         folder = root / category
