@@ -46,6 +46,21 @@ def test_inference_cost_splits_backbone_and_additional_time() -> None:
         inference_cost(model, np.zeros((1, 3, 64, 64), np.float32), "tensorflow", Path("unused"))
 
 
+def test_exported_runtimes_share_one_onnx_export(tmp_path: Path, monkeypatch) -> None:
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("openvino")
+    model = FastFlow(weights="random", input_size=64, flow_steps=2)
+    calls = []
+    to_onnx = model.to_onnx
+    monkeypatch.setattr(model, "to_onnx", lambda *args, **kwargs: calls.append(args) or to_onnx(*args, **kwargs))
+    images, exports = np.random.rand(1, 3, 64, 64).astype(np.float32), {}
+    for runtime in ("onnxruntime", "openvino"):
+        cost = inference_cost(model, images, runtime, tmp_path, 1, 2, exports)
+        assert cost.model.median_ms > cost.backbone.median_ms > 0
+    assert len(calls) == 1
+    assert set(exports) == {"onnx", "openvino_fp32"}
+
+
 def test_time_to_accuracy_counts_the_fixed_cost_and_the_epochs_up_to_the_first_hit() -> None:
     result = TrainingResult(0.9, 0.9, fit_seconds=20.0, epoch_seconds=[5.0, 3.0, 3.0, 3.0], epoch_image_aurocs=[0.7, 0.85, 0.95, 0.9])
     assert result.seconds_to_reach(0.8) == pytest.approx(6.0 + 5.0 + 3.0)

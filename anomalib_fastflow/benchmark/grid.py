@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+import numpy as np
 import torch
 from anomalib.metrics import AUPRO, AUROC, Evaluator
 from anomalib.models.components import AnomalibModule
@@ -208,9 +209,10 @@ def _run_job(config: BenchmarkConfig, accuracy: _Table, cost: _Table, model_name
     variants = [] if model_name == "anomalib_patchcore" and epochs == 0 else [(model_name, model)]
     if model_name == "anomalib_patchcore":
         variants += [(f"{model_name}_bank{size}", _with_bank_size(model, size, config.seed)) for size in config.patchcore_bank_sizes]
-    for runtime in pending:
-        for name, variant in variants:
-            _measure(cost, name, backbone, runtime, variant, images, output, config.timing)
+    for name, variant in variants:
+        exports: dict[str, Path] = {}
+        for runtime in pending:
+            _measure(cost, name, backbone, runtime, variant, images, output, config.timing, exports)
 
 
 def _pending(cost: _Table, model_name: str, backbone: str, runtime: str) -> bool:
@@ -222,11 +224,21 @@ def _pending(cost: _Table, model_name: str, backbone: str, runtime: str) -> bool
 
 
 def _measure(
-    cost: _Table, name: str, backbone: str, runtime: str, model: AnomalibModule, images, output: Path, timing: Timing
+    cost: _Table,
+    name: str,
+    backbone: str,
+    runtime: str,
+    model: AnomalibModule,
+    images: np.ndarray,
+    output: Path,
+    timing: Timing,
+    exports: dict[str, Path],
 ) -> None:
+    """Time ``model`` in ``runtime`` and record the row (or the failure, or why it was skipped)."""
     key = {"model": name, "backbone": backbone, "runtime": runtime}
+    folder = output / "exports" / name / backbone
     try:
-        measured = inference_cost(model, images, runtime, output / "exports" / name / backbone, timing.warmup, timing.repeats)
+        measured = inference_cost(model, images, runtime, folder, timing.warmup, timing.repeats, exports)
     except RuntimeUnavailable as reason:
         cost.add({**key, "status": "skipped", "error": str(reason)})
         return

@@ -113,28 +113,41 @@ def unavailable_runtime_reason(runtime: str) -> str | None:
     return unavailable_reason() if runtime in TENSORRT_RUNTIMES else None
 
 
-def _runtimes(model: AnomalibModule, runtime: str, image_size: tuple[int, int], output: Path) -> dict[str, Runtime]:
+def _exported(model: AnomalibModule, export_format: str, output: Path, exports: dict[str, Path]) -> Path:
+    """``model`` in ``export_format`` (batch 1), from ``exports`` or exported now and added to it.
+
+    The ONNX graph is exported once per model and reused by every later format: exporting takes
+    tens of seconds per model on a CPU.
+    """
+    if export_format not in exports:
+        paths, _ = export_formats(
+            model, output / "model", [export_format], tensorrt_batch_sizes=(1, 1, 1), onnx_path=exports.get("onnx")
+        )
+        exports.update(paths)
+    return exports[export_format]
+
+
+def _runtimes(
+    model: AnomalibModule, runtime: str, image_size: tuple[int, int], output: Path, exports: dict[str, Path]
+) -> dict[str, Runtime]:
     """The backbone alone and the whole model, loaded in ``runtime``."""
     backbone = PreProcessedBackbone(model).eval()
     if runtime == "torch":
         return {"backbone": _ModuleRuntime(backbone), "model": TorchRuntime(model)}
     if runtime == "onnxruntime":
-        paths, _ = export_formats(model, output / "model", ["onnx"])
-        return {"backbone": OnnxRuntime(_backbone_onnx(backbone, image_size, output)), "model": OnnxRuntime(paths["onnx"])}
+        model_path = _exported(model, "onnx", output, exports)
+        return {"backbone": OnnxRuntime(_backbone_onnx(backbone, image_size, output)), "model": OnnxRuntime(model_path)}
     if runtime == "openvino":
-        paths, _ = export_formats(model, output / "model", ["openvino_fp32"])
-        return {
-            "backbone": OpenVINORuntime(_backbone_onnx(backbone, image_size, output)),
-            "model": OpenVINORuntime(paths["openvino_fp32"]),
-        }
+        model_path = _exported(model, "openvino_fp32", output, exports)
+        return {"backbone": OpenVINORuntime(_backbone_onnx(backbone, image_size, output)), "model": OpenVINORuntime(model_path)}
     if runtime in TENSORRT_RUNTIMES:
         reason = unavailable_runtime_reason(runtime)
         if reason:
             raise RuntimeUnavailable(reason)
         fp16 = runtime == "tensorrt_fp16"
-        paths, _ = export_formats(model, output / "model", [TENSORRT_RUNTIMES[runtime]], tensorrt_batch_sizes=(1, 1, 1))
+        model_path = _exported(model, TENSORRT_RUNTIMES[runtime], output, exports)
         engine = build_engine(_backbone_onnx(backbone, image_size, output), output / f"backbone_{runtime}.engine", image_size, fp16)
-        return {"backbone": TensorRTRuntime(engine), "model": TensorRTRuntime(paths[TENSORRT_RUNTIMES[runtime]])}
+        return {"backbone": TensorRTRuntime(engine), "model": TensorRTRuntime(model_path)}
     msg = f"Unknown runtime {runtime!r}: choose from {['torch', 'onnxruntime', 'openvino', *TENSORRT_RUNTIMES]}."
     raise ValueError(msg)
 
@@ -146,14 +159,18 @@ def inference_cost(
     output: Path,
     warmup: int = 3,
     repeats: int = 20,
+    exports: dict[str, Path] | None = None,
 ) -> InferenceCost:
     """Measure ``model`` and its backbone in ``runtime`` on ``images`` ``(N, 3, H, W)`` in ``[0, 1]``.
+
+    ``exports`` (format -> file) collects the model's exports: pass the same dict for every
+    runtime of one model, so that its ONNX graph is exported once.
 
     Raises:
         ValueError: Unknown runtime.
         RuntimeUnavailable: The runtime cannot run here (TensorRT without its package or a GPU).
     """
-    runtimes = _runtimes(model.eval(), runtime, tuple(images.shape[-2:]), output)
+    runtimes = _runtimes(model.eval(), runtime, tuple(images.shape[-2:]), output, {} if exports is None else exports)
     latencies = measure_latencies(runtimes, images[:1], 1, repeats, warmup)
     additional, trainable = parameter_counts(model)
     return InferenceCost(runtime, latencies["backbone"], latencies["model"], additional, trainable)

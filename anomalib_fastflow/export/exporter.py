@@ -51,6 +51,7 @@ def export_formats(
     formats: Sequence[str] = FORMATS,
     calibration_images: np.ndarray | None = None,
     tensorrt_batch_sizes: tuple[int, int, int] = (1, 8, 8),
+    onnx_path: Path | None = None,
 ) -> tuple[dict[str, Path], dict[str, str]]:
     """Write each requested format under ``output``.
 
@@ -60,6 +61,7 @@ def export_formats(
         formats: Names from ``FORMATS``; ``onnx`` is always written (the others start from it).
         calibration_images: Normal images ``(N, 3, H, W)`` to calibrate ``openvino_int8_ptq``.
         tensorrt_batch_sizes: ``(min, opt, max)`` batch of the TensorRT engines.
+        onnx_path: An ONNX export of this same model to start from, instead of exporting again.
 
     Returns:
         The written files by format, and the skipped formats with the reason (TensorRT without a GPU).
@@ -79,7 +81,7 @@ def export_formats(
         raise ValueError(msg)
     output = Path(output)
     # opset 18 is what torch's exporter writes; asking for it skips a failing down-conversion.
-    paths = {"onnx": model.to_onnx(output, opset_version=18)}
+    paths = {"onnx": Path(onnx_path) if onnx_path else model.to_onnx(output, opset_version=18)}
     skipped: dict[str, str] = {}
     if any(name in formats for name in OPENVINO_FORMATS):
         import openvino
