@@ -88,13 +88,6 @@ def describe(model: nn.Module) -> str:
     return settings
 
 
-def trainable_parameters(model: nn.Module) -> int:
-    """Parameters that training updates (norms and flows; the backbone is frozen)."""
-    return sum(parameter.numel() for parameter in model.parameters() if parameter.requires_grad)
-
-
-
-
 def stage_names(backbone: str, strides: tuple[int, ...]) -> list[str]:
     """Names of the backbone's last stage at each stride, e.g. ``layer2``, ``layer3`` for a ResNet."""
     info = timm.create_model(backbone, pretrained=False, features_only=True).feature_info

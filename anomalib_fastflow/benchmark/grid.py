@@ -120,9 +120,12 @@ class _Table:
             with path.open(newline="") as file:
                 self.rows = list(csv.DictReader(file))
 
+    def _key(self, row: dict[str, object]) -> tuple[str, ...]:
+        return tuple(str(row[name]) for name in self.fields[: self.key_fields])
+
     def status(self, *key: str) -> str | None:
         """Status of the run ``key`` (``ok``, ``failed``, ``skipped``), or None if it never ran."""
-        found = [row["status"] for row in self.rows if tuple(row[f] for f in self.fields[: self.key_fields]) == key]
+        found = [row["status"] for row in self.rows if self._key(row) == key]
         return found[0] if found else None
 
     def done(self, *key: str) -> bool:
@@ -131,8 +134,7 @@ class _Table:
 
     def add(self, row: dict[str, object]) -> None:
         """Record a run (replacing an earlier failure of the same key) and rewrite the file."""
-        key = tuple(str(row[f]) for f in self.fields[: self.key_fields])
-        self.rows = [r for r in self.rows if tuple(r[f] for f in self.fields[: self.key_fields]) != key]
+        self.rows = [r for r in self.rows if self._key(r) != self._key(row)]
         self.rows.append({name: str(row.get(name, "")) for name in self.fields})
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with self.path.open("w", newline="") as file:
