@@ -2,8 +2,7 @@
 
 The backbone is frozen, so the features of a given view of a given image never change. The cache
 keeps them per sample in half precision in memory up to a budget, and spills the rest to disk.
-Under DDP each process caches the samples its shard gives it (Lightning's distributed sampler
-reshuffles the shards every epoch, so a process gathers more of the data over the first epochs).
+Under DDP each process caches the samples of its own shard (``data.fixed_shards``).
 """
 
 import hashlib
@@ -35,6 +34,11 @@ class FeatureCache:
 
     def __len__(self) -> int:
         return len(self._in_memory) + len(self._on_disk)
+
+    @property
+    def images(self) -> int:
+        """Distinct images among the cached samples."""
+        return len({path for path, _ in [*self._in_memory, *self._on_disk]})
 
     @property
     def spilled(self) -> int:

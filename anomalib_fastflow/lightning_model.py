@@ -28,7 +28,7 @@ from torchvision.transforms.v2 import Compose, Normalize, Resize
 from .anomaly_map import Fusion, Likelihood
 from .augmentation import AugmentationChoice, TrainingViews, resolve_augmentation
 from .backbones import OFFLINE_BACKBONE, PRETRAINED_WEIGHTS, normalization, resolve_preset
-from .callbacks import ValidateAfterLastEpoch
+from .callbacks import FixedTrainingShards, ValidateAfterLastEpoch
 from .data.checks import DataCheck
 from .feature_cache import FeatureCache
 from .loss import negative_log_likelihood
@@ -172,13 +172,14 @@ class FastFlow(AnomalibModule):
         spill_dir = Path(self.trainer.default_root_dir) / "feature_cache" / f"rank{self.trainer.global_rank}"
         self.feature_cache = FeatureCache(int(self.hparams.cache_memory_gb * 2**30), spill_dir)
 
-    def on_train_epoch_end(self) -> None:
-        """Report the cache's size once it holds every view."""
-        if self.feature_cache is not None and self.current_epoch + 1 == self.training_views.num_views:
+    def on_train_end(self) -> None:
+        """Report what the cache held."""
+        if self.feature_cache is not None:
             logger.info(
-                "Feature cache of process %d: %d samples, %.1f MiB in memory, %d on disk",
+                "Feature cache of process %d: %d samples of %d images, %.1f MiB in memory, %d on disk",
                 self.global_rank,
                 len(self.feature_cache),
+                self.feature_cache.images,
                 self.feature_cache.memory_bytes / 2**20,
                 self.feature_cache.spilled,
             )
@@ -303,8 +304,8 @@ class FastFlow(AnomalibModule):
         super().on_load_checkpoint(checkpoint)
 
     def configure_callbacks(self) -> list[Callback]:
-        """anomalib's component callbacks, a check of every image, and validation after the last epoch."""
-        return [*super().configure_callbacks(), DataCheck(), ValidateAfterLastEpoch()]
+        """anomalib's component callbacks, a check of every image, validation after the last epoch, fixed DDP shards."""
+        return [*super().configure_callbacks(), DataCheck(), ValidateAfterLastEpoch(), FixedTrainingShards()]
 
     @property
     def trainer_arguments(self) -> dict[str, Any]:

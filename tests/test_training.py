@@ -1,4 +1,4 @@
-"""Training: model selection never sees the test split; the feature cache and views in a real fit."""
+"""Training: model selection never sees the test split; the feature cache, views and DDP shards in a real fit."""
 
 import os
 import re
@@ -11,8 +11,10 @@ import torch
 from anomalib.engine import Engine
 from lightning.pytorch import Callback, LightningModule, Trainer
 from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
+from torch.utils.data import DistributedSampler
 
 from anomalib_fastflow import FastFlow, MVTec, build_demo_dataset
+from anomalib_fastflow.data.fixed_shards import FixedShardSampler
 
 
 class _Spy(Callback):
@@ -90,6 +92,27 @@ def test_ddp_with_two_cpu_processes_trains_as_well_as_one(tmp_path: Path) -> Non
     # 36 test images make image AUROC coarse (runs of one process alone vary by 0.05); pixels are many.
     assert ddp_image >= one_image - 0.1, (one_image, ddp_image)
     assert abs(ddp_pixel - one_pixel) <= 0.02, (one_pixel, ddp_pixel)
-    caches = dict(re.findall(r"Feature cache of process (\d+): (\d+) samples", results["ddp"][1]))
-    # Each process: 16 of the 32 images per epoch, a new view of each in each of the first 4 epochs.
-    assert caches == {"0": "64", "1": "64"}, caches
+    caches = {
+        rank: (int(samples), int(images))
+        for rank, samples, images in re.findall(r"Feature cache of process (\d+): (\d+) samples of (\d+) images", results["ddp"][1])
+    }
+    # Each process: the same 16 of the 32 images in all 8 epochs (its fixed shard), 4 views of each.
+    assert caches == {"0": (64, 16), "1": (64, 16)}, caches
+
+
+def test_fixed_shards_partition_the_data_and_keep_it_across_epochs() -> None:
+    dataset = list(range(20))
+    shards = []
+    for rank in (0, 1):
+        sampler = FixedShardSampler(DistributedSampler(dataset, num_replicas=2, rank=rank, seed=3))
+        epochs = []
+        for epoch in (0, 1, 2):
+            sampler.set_epoch(epoch)
+            epochs.append(list(sampler))
+        assert len(sampler) == 10 and all(sorted(order) == sorted(epochs[0]) for order in epochs)  # same shard
+        assert epochs[0] != epochs[1] != epochs[2]  # reshuffled within it
+        shards.append(set(epochs[0]))
+    assert shards[0].isdisjoint(shards[1]) and shards[0] | shards[1] == set(dataset)
+    dealt_anew = DistributedSampler(dataset, num_replicas=2, rank=0, seed=3)
+    dealt_anew.set_epoch(1)
+    assert set(dealt_anew) != shards[0]  # what Lightning's sampler alone does in epoch 1
