@@ -4,12 +4,15 @@ Per scale, each pixel's features have log-likelihood ``log p = -0.5 * mean_c z_c
 ``N(0, I)`` (up to a constant). The per-scale map is ``-p = -exp(log p)`` (``likelihood="probability"``,
 the paper's and reference implementations' choice) or ``-log p`` (``likelihood="log"``), upsampled
 bilinearly to the input size; scales are fused by their mean or maximum, so higher means more
-anomalous. The image score is the map's maximum, or the mean of its top ``top_k_fraction`` pixels.
+anomalous. The image score is that map's maximum, or the mean of its top ``top_k_fraction`` pixels.
+The map users get is then smoothed by a Gaussian of ``sigma`` input pixels (kornia's separable
+blur; anomalib's PatchCore likewise scores images before smoothing its map).
 """
 
 from typing import Literal
 
 import torch
+from kornia.filters import gaussian_blur2d
 from torch import nn
 from torch.nn import functional as F
 
@@ -50,3 +53,10 @@ def image_score(anomaly_map: torch.Tensor, top_k_fraction: float = 0.0) -> torch
     pixels = anomaly_map.flatten(1)
     k = max(1, int(top_k_fraction * pixels.shape[1]))
     return pixels.topk(k, dim=1).values.mean(dim=1)
+
+
+def smooth_map(anomaly_map: torch.Tensor, sigma: float) -> torch.Tensor:
+    """``(N, 1, H, W)`` map blurred by a Gaussian of ``sigma`` pixels (4 sigma each side); 0 returns it as is."""
+    if sigma == 0:
+        return anomaly_map
+    return gaussian_blur2d(anomaly_map, 2 * round(4 * sigma) + 1, (sigma, sigma))

@@ -61,6 +61,9 @@ class FastFlow(AnomalibModule):
             else timm's hub download), ``"random"``, or a path to a local weights file.
         likelihood: Per-scale anomaly map from the ``probability`` (paper) or the ``log``-likelihood.
         fusion: Combine scales by their ``mean`` (paper) or pixel-wise ``max``.
+        smoothing_sigma: Gaussian smoothing of the anomaly map, in input pixels (0: none, as the
+            paper; 4 as anomalib's PatchCore and CFlow, chosen in ``docs/scoring_study.md``); the
+            image score is taken before smoothing.
         top_k_fraction: Image score = mean of this fraction of top pixels; 0 takes the maximum.
         augmentation: Training views: ``auto`` (the paper's flips and rotations where the category
             allows them, see ``augmentation.SAFE_AUGMENTATIONS``; none for unknown categories),
@@ -97,6 +100,7 @@ class FastFlow(AnomalibModule):
         weights: str = PRETRAINED_WEIGHTS,
         likelihood: Likelihood = "probability",
         fusion: Fusion = "mean",
+        smoothing_sigma: float = 4.0,
         top_k_fraction: float = 0.0,
         augmentation: AugmentationChoice = "auto",
         augmentation_views: int = 4,
@@ -139,6 +143,7 @@ class FastFlow(AnomalibModule):
             final_norm=preset.final_norm,
             likelihood=likelihood,
             fusion=fusion,
+            smoothing_sigma=smoothing_sigma,
             top_k_fraction=top_k_fraction,
         )
         self.training_views = TrainingViews(resolve_augmentation(augmentation, None), augmentation_views)

@@ -6,7 +6,8 @@ Data path for a batch of pre-processed images ``(N, 3, H, W)``:
 2. ``LayerNorm`` over ``(C_i, H_i, W_i)`` per scale, trainable (as the paper's reference code);
 3. one 2D flow per scale: latents ``z_i`` and log-determinants ``(N,)``;
 4. training returns those for the loss; inference turns the latents into an anomaly map
-   ``(N, 1, H, W)`` and an image score ``(N,)`` in anomalib's ``InferenceBatch``.
+   ``(N, 1, H, W)``, scores each image ``(N,)`` from it, and smooths the map it returns in
+   anomalib's ``InferenceBatch``.
 """
 
 from collections.abc import Sequence
@@ -15,7 +16,7 @@ import torch
 from anomalib.data import InferenceBatch
 from torch import nn
 
-from .anomaly_map import AnomalyMapGenerator, Fusion, Likelihood, image_score
+from .anomaly_map import AnomalyMapGenerator, Fusion, Likelihood, image_score, smooth_map
 from .backbones import FeatureExtractor
 from .flow import build_flow
 
@@ -34,6 +35,8 @@ class FastFlowModel(nn.Module):
         final_norm: Apply the backbone's final norm to its features (transformers).
         likelihood: Per-scale anomaly map from the ``probability`` or the ``log``-likelihood.
         fusion: Combine scales by their ``mean`` or ``max``.
+        smoothing_sigma: Gaussian smoothing of the returned anomaly map, in input pixels (0: none);
+            the image score is taken before smoothing.
         top_k_fraction: Image score = mean of this fraction of top pixels (0: the maximum).
     """
 
@@ -49,9 +52,13 @@ class FastFlowModel(nn.Module):
         final_norm: bool = False,
         likelihood: Likelihood = "probability",
         fusion: Fusion = "mean",
+        smoothing_sigma: float = 4.0,
         top_k_fraction: float = 0.0,
     ) -> None:
         super().__init__()
+        if smoothing_sigma < 0:
+            msg = f"smoothing_sigma={smoothing_sigma}: the anomaly map's smoothing must be 0 (none) or positive."
+            raise ValueError(msg)
         self.feature_extractor = FeatureExtractor(backbone, layers, weights, input_size, final_norm)
         self.feature_shapes = self.feature_extractor.feature_shapes(input_size)
         self.norms = nn.ModuleList(nn.LayerNorm(list(shape)) for shape in self.feature_shapes)
@@ -59,6 +66,7 @@ class FastFlowModel(nn.Module):
             build_flow(shape, flow_steps, conv3x3_only, hidden_ratio) for shape in self.feature_shapes
         )
         self.anomaly_map_generator = AnomalyMapGenerator(input_size, likelihood, fusion)
+        self.smoothing_sigma = smoothing_sigma
         self.top_k_fraction = top_k_fraction
 
     def encode(self, features: list[torch.Tensor]) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
@@ -84,4 +92,5 @@ class FastFlowModel(nn.Module):
         if self.training:
             return latents, log_jacobians
         anomaly_map = self.anomaly_map_generator(latents)
-        return InferenceBatch(pred_score=image_score(anomaly_map, self.top_k_fraction), anomaly_map=anomaly_map)
+        score = image_score(anomaly_map, self.top_k_fraction)
+        return InferenceBatch(pred_score=score, anomaly_map=smooth_map(anomaly_map, self.smoothing_sigma))

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from anomalib_fastflow.anomaly_map import AnomalyMapGenerator, image_score
+from anomalib_fastflow.anomaly_map import AnomalyMapGenerator, image_score, smooth_map
 
 
 def _latents() -> list[torch.Tensor]:
@@ -40,3 +40,17 @@ def test_image_score_max_and_top_k_mean() -> None:
     assert image_score(anomaly_map).item() == 99.0
     assert image_score(anomaly_map, top_k_fraction=0.05).item() == pytest.approx((95 + 96 + 97 + 98 + 99) / 5)
     assert image_score(anomaly_map, top_k_fraction=1e-6).item() == 99.0  # at least one pixel
+
+
+
+def test_smoothing_spreads_an_isolated_peak_and_keeps_its_mass() -> None:
+    latents = [torch.zeros(1, 4, 8, 8)]
+    latents[0][..., 4, 4] = 6.0  # one anomalous feature pixel
+    raw = AnomalyMapGenerator((32, 32), "log", "mean")(latents)
+    smooth = smooth_map(raw, sigma=2.0)
+    assert smooth_map(raw, sigma=0.0) is raw
+    assert smooth.shape == raw.shape
+    assert smooth.max() < raw.max()  # the peak is spread ...
+    assert smooth[..., 16:20, 16:20].max() == smooth.max()  # ... around the same place
+    assert (smooth[..., 4:28, 4:28] > 0).sum() > (raw[..., 4:28, 4:28] > 0).sum()
+    assert smooth.sum().item() == pytest.approx(raw.sum().item(), rel=1e-4)  # normalized kernel, far from borders

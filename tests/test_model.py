@@ -79,6 +79,21 @@ def test_checkpoint_of_another_backbone_is_refused() -> None:
         model.on_load_checkpoint(checkpoint)
 
 
+def test_smoothing_changes_the_map_not_the_image_score() -> None:
+    torch.manual_seed(0)
+    images = torch.randn(2, 3, 64, 64)
+    plain = FastFlow(input_size=64, flow_steps=2).model.eval()
+    smoothed = FastFlow(input_size=64, flow_steps=2, smoothing_sigma=4.0).model.eval()
+    smoothed.load_state_dict(plain.state_dict())
+    with torch.no_grad():
+        plain_output, smoothed_output = plain(images), smoothed(images)
+    assert torch.equal(plain_output.pred_score, smoothed_output.pred_score)
+    assert smoothed_output.anomaly_map.shape == plain_output.anomaly_map.shape == (2, 1, 64, 64)
+    assert (smoothed_output.anomaly_map - plain_output.anomaly_map).abs().max() > 1e-3
+    with pytest.raises(ValueError, match="smoothing_sigma=-1"):
+        FastFlow(smoothing_sigma=-1.0)
+
+
 def test_input_size_must_agree_with_the_pre_processor() -> None:
     pre_processor = FastFlow.configure_pre_processor((128, 128))
     with pytest.raises(ValueError, match=r"input_size=\(64, 64\) disagrees with the pre-processor's \(128, 128\)"):
