@@ -68,15 +68,11 @@ def measure_epoch_times(
                 images=images,
                 epochs=epochs,
                 ours_first_epoch=ours_run.epoch_seconds[0],
-                ours_cached_epoch=_mean(ours_run.epoch_seconds[1:]),
-                theirs_epoch=_mean(theirs_run.epoch_seconds[1:]),
+                ours_cached_epoch=ours_run.steady_seconds_per_epoch,
+                theirs_epoch=theirs_run.steady_seconds_per_epoch,
             )
         )
     return rows
-
-
-def _mean(values: list[float]) -> float:
-    return sum(values) / len(values)
 
 
 def format_epoch_times(rows: list[EpochTimeRow], views: int = 4) -> str:
