@@ -56,7 +56,7 @@ def image_score(anomaly_map: torch.Tensor, top_k_fraction: float = 0.0) -> torch
 
 
 def smooth_map(anomaly_map: torch.Tensor, sigma: float) -> torch.Tensor:
-    """``(N, 1, H, W)`` map blurred by a Gaussian of ``sigma`` pixels (4 sigma each side); 0 returns it as is."""
+    """``(N, 1, H, W)`` map blurred by a Gaussian of ``sigma`` pixels (4 sigma each side); 0: unchanged."""
     if sigma == 0:
         return anomaly_map
     return gaussian_blur2d(anomaly_map, 2 * round(4 * sigma) + 1, (sigma, sigma))

@@ -309,7 +309,7 @@ class FastFlow(AnomalibModule):
         super().on_load_checkpoint(checkpoint)
 
     def configure_callbacks(self) -> list[Callback]:
-        """anomalib's component callbacks, a check of every image, validation after the last epoch, fixed DDP shards."""
+        """anomalib's callbacks, an image check, validation after the last epoch, fixed DDP shards."""
         return [*super().configure_callbacks(), DataCheck(), ValidateAfterLastEpoch(), FixedTrainingShards()]
 
     @property

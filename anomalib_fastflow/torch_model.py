@@ -57,7 +57,7 @@ class FastFlowModel(nn.Module):
     ) -> None:
         super().__init__()
         if smoothing_sigma < 0:
-            msg = f"smoothing_sigma={smoothing_sigma}: the anomaly map's smoothing must be 0 (none) or positive."
+            msg = f"smoothing_sigma={smoothing_sigma}: the map's smoothing must be 0 (none) or positive."
             raise ValueError(msg)
         self.feature_extractor = FeatureExtractor(backbone, layers, weights, input_size, final_norm)
         self.feature_shapes = self.feature_extractor.feature_shapes(input_size)

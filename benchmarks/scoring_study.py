@@ -5,8 +5,8 @@
 Trains FastFlow once per demo category (offline backbone, default settings), keeps the test
 images' latents, and scores them every way ``anomaly_map.py`` offers: per-scale probability vs
 log-likelihood, mean vs max fusion of scales, image score by the maximum vs the mean of the top
-1% / 5% of pixels, and Gaussian smoothing of the map (after the image score). Prints image and pixel AUROC per category
-and their mean as a Markdown table. No real dataset's test labels are used, and the demo data is
+1% / 5% of pixels, and Gaussian smoothing of the map (after the image score). Prints image and
+pixel AUROC per category and their mean as a Markdown table. No real dataset's test labels are used, and the demo data is
 built with its own seed (``--data-seed``, default 1): other crops and other defects than the
 seed-0 demo data that the benchmarks report on, so choices made here are not tuned on those.
 """

@@ -1,4 +1,4 @@
-"""Training: model selection never sees the test split; the feature cache, views and DDP shards in a real fit."""
+"""Training: model selection never sees the test split; feature cache, views and DDP shards in a real fit."""
 
 import os
 import re
@@ -94,7 +94,9 @@ def test_ddp_with_two_cpu_processes_trains_as_well_as_one(tmp_path: Path) -> Non
     assert abs(ddp_pixel - one_pixel) <= 0.02, (one_pixel, ddp_pixel)
     caches = {
         rank: (int(samples), int(images))
-        for rank, samples, images in re.findall(r"Feature cache of process (\d+): (\d+) samples of (\d+) images", results["ddp"][1])
+        for rank, samples, images in re.findall(
+            r"Feature cache of process (\d+): (\d+) samples of (\d+) images", results["ddp"][1]
+        )
     }
     # Each process: the same 16 of the 32 images in all 8 epochs (its fixed shard), 4 views of each.
     assert caches == {"0": (64, 16), "1": (64, 16)}, caches

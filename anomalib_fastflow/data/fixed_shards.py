@@ -41,7 +41,8 @@ class FixedShardSampler(Sampler[int]):
     def __iter__(self) -> Iterator[int]:
         if not self.shuffle:
             return iter(self.shard)
-        order = torch.randperm(len(self.shard), generator=torch.Generator().manual_seed(self.seed + self.epoch))
+        generator = torch.Generator().manual_seed(self.seed + self.epoch)
+        order = torch.randperm(len(self.shard), generator=generator)
         return iter([self.shard[index] for index in order.tolist()])
 
     def __len__(self) -> int:
