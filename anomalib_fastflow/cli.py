@@ -152,6 +152,7 @@ def compare_training(
     epoch_time_backbones: list[str] = list(PRESETS),
     epoch_time_images: int = 4,
     epoch_time_epochs: int = 8,
+    epoch_time_rounds: int = 3,
 ) -> None:
     """Train our FastFlow and anomalib's Fastflow side by side and print both tables.
 
@@ -161,7 +162,8 @@ def compare_training(
        ``output/comparison.md`` and ``comparison.csv``; ``--epochs 0`` skips it.
     2. Per backbone preset of ``epoch_time_backbones`` (random weights, a training set of the
        first ``epoch_time_images`` images of the first category): seconds per epoch, ours /
-       anomalib's, each the mean of the epochs after the first. Written to ``output/epoch_time.md``;
+       anomalib's, each the mean of the epochs after the first, in interleaved rounds (the table
+       gives medians over rounds). Written to ``output/epoch_time.md``;
        ``--epoch_time_backbones []`` skips it (CaiT-M48 takes minutes per epoch on a CPU).
 
     Args:
@@ -175,12 +177,19 @@ def compare_training(
         epoch_time_backbones: Presets whose seconds per epoch are compared.
         epoch_time_images: Training images (one batch, the same every epoch) for that comparison.
         epoch_time_epochs: Epochs per model and preset for that comparison (at least 2).
+        epoch_time_rounds: Interleaved runs of both models per preset (ours, anomalib's, ...).
     """
     if epochs > 0:
         compare_with_anomalib_fastflow(data, output, backbone, weights, epochs, seed)
     if epoch_time_backbones:
         rows = measure_epoch_times(
-            epoch_time_backbones, data, output / "epoch_time", epoch_time_images, epoch_time_epochs, seed
+            epoch_time_backbones,
+            data,
+            output / "epoch_time",
+            epoch_time_images,
+            epoch_time_epochs,
+            seed,
+            epoch_time_rounds,
         )
         report = f"Seconds per training epoch (random weights, {epoch_time_images} images):\n\n{format_epoch_times(rows)}\n"
         (output / "epoch_time.md").write_text(report)

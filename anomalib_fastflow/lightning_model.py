@@ -37,6 +37,7 @@ from .torch_model import FastFlowModel
 logger = logging.getLogger(__name__)
 
 LRSchedule = Literal["constant", "one_cycle"]
+FUSED_ADAM_DEVICES = {"cpu", "cuda"}
 
 
 def _network_shapes(state_dict: dict[str, torch.Tensor]) -> dict[str, tuple[int, ...]]:
@@ -269,11 +270,16 @@ class FastFlow(AnomalibModule):
     def configure_optimizers(self) -> OptimizerLRScheduler:
         """Adam over the trainable norms and flows (the backbone is frozen), with the lr schedule.
 
+        Adam runs torch's fused kernel on CPU and CUDA (the same update, one pass over all tensors).
+
         Raises:
             ValueError: ``one_cycle`` without a bounded run (``max_epochs`` or ``max_steps``).
         """
         parameters = [parameter for parameter in self.model.parameters() if parameter.requires_grad]
-        optimizer = torch.optim.Adam(parameters, lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)
+        fused = True if all(parameter.device.type in FUSED_ADAM_DEVICES for parameter in parameters) else None
+        optimizer = torch.optim.Adam(
+            parameters, lr=self.hparams.lr, weight_decay=self.hparams.weight_decay, fused=fused
+        )
         if self.hparams.lr_schedule == "constant":
             return optimizer
         total_steps = self.trainer.estimated_stepping_batches

@@ -11,6 +11,7 @@ from anomalib_fastflow import FastFlow
 from anomalib_fastflow.benchmark import grid as grid_module
 from anomalib_fastflow.benchmark.baselines import anomalib_fastflow, anomalib_patchcore, describe
 from anomalib_fastflow.benchmark.datasets import DataSpec
+from anomalib_fastflow.benchmark.epoch_time import EpochTimeRound, EpochTimeRow, format_epoch_times
 from anomalib_fastflow.benchmark.grid import BenchmarkConfig, Timing, run_grid
 from anomalib_fastflow.benchmark.inference import inference_cost, parameter_counts
 from anomalib_fastflow.benchmark.report import write_report
@@ -148,3 +149,14 @@ def test_benchmark_configs_parse(config: Path, monkeypatch, capsys) -> None:
     assert exit_info.value.code == 0
     printed = capsys.readouterr().out
     assert "models:" in printed and "fastflow" in printed
+
+
+def test_epoch_time_ratios_are_medians_over_rounds() -> None:
+    slow_round = EpochTimeRound(ours_first_epoch=4.0, ours_cached_epoch=2.0, theirs_epoch=2.0)
+    rounds = [EpochTimeRound(4.0, 1.0, 2.0), slow_round, EpochTimeRound(4.0, 1.2, 2.0)]
+    row = EpochTimeRow(backbone="resnet18", images=4, epochs=8, rounds=rounds)
+    assert row.median("cached_ratio") == pytest.approx(0.6)  # the slow round does not move it
+    # 25 epochs with 4 views: 4 filling epochs at 4 s and 21 cached, per round, over 2 s epochs.
+    assert row.ratio(25, 4) == pytest.approx((4 * 4.0 + 21 * 1.2) / 25 / 2.0)
+    table = format_epoch_times([row])
+    assert "| resnet18 | 4 | 8 x 3 |" in table and "0.60x (0.50-1.00)" in table

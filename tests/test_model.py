@@ -71,6 +71,28 @@ def test_loss_is_the_negative_log_likelihood() -> None:
     assert negative_log_likelihood(z, log_jacobians).item() == pytest.approx(-2.0 + 0.5 * 4)
 
 
+def test_fused_adam_takes_the_same_steps_as_torch_default_adam() -> None:
+    torch.manual_seed(0)
+    model = FastFlow(input_size=64, flow_steps=2, lr_schedule="constant")
+    optimizer = model.configure_optimizers()
+    assert optimizer.defaults["fused"] is True
+    reference_model = FastFlow(input_size=64, flow_steps=2, lr_schedule="constant")
+    reference_model.load_state_dict(model.state_dict())
+    initial = {name: parameter.detach().clone() for name, parameter in model.model.named_parameters()}
+    trainable = [parameter for parameter in reference_model.model.parameters() if parameter.requires_grad]
+    reference = torch.optim.Adam(trainable, lr=model.hparams.lr, weight_decay=model.hparams.weight_decay)
+    features = model.model.feature_extractor(torch.randn(2, 3, 64, 64))
+    for _ in range(3):
+        for network, adam in ((model.model, optimizer), (reference_model.model, reference)):
+            adam.zero_grad()
+            negative_log_likelihood(*network.encode(features)).backward()
+            adam.step()
+    updated = dict(model.model.named_parameters())
+    for name, reference_parameter in reference_model.model.named_parameters():
+        torch.testing.assert_close(updated[name], reference_parameter, atol=1e-5, rtol=1e-4)
+    assert all(not torch.equal(updated[name], initial[name]) for name in initial if name.startswith("flows."))
+
+
 def test_checkpoint_of_another_backbone_is_refused() -> None:
     other = FastFlow(backbone="resnet18", weights="random", input_size=64, flow_steps=2)
     checkpoint = {"state_dict": other.state_dict(), "hyper_parameters": dict(other.hparams)}

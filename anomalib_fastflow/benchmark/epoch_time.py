@@ -4,11 +4,15 @@ Both train on the same few images (the whole training set of the run: one batch 
 same images every epoch; no validation) with random backbone weights: only time is measured. Ours
 runs without augmentation, so its first epoch fills the feature cache and the later ones read it.
 Steady-state epochs are the mean of the epochs after the first, for both models (the first epochs
-also warm up allocators and kernels, so a run of only 2-3 epochs overstates them). The table also
-gives the mean epoch of a longer run with augmentation, from the same measured figures (``views``
-epochs that fill, the rest cached).
+also warm up allocators and kernels, so a run of only 2-3 epochs overstates them).
+
+The two models run in interleaved rounds (ours, anomalib's, ours, anomalib's, ...) and each ratio
+is the median over rounds, so a slow spell of a shared machine lands on both sides of a round
+instead of on one model. The table also gives the mean epoch of a longer run with augmentation,
+from the same measured figures (``views`` epochs that fill, the rest cached).
 """
 
+import statistics
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,12 +24,9 @@ from .training import train_and_test
 
 
 @dataclass
-class EpochTimeRow:
-    """Measured epoch seconds for one backbone preset."""
+class EpochTimeRound:
+    """One round: our run then anomalib's, each ``epochs`` long, in seconds per epoch."""
 
-    backbone: str
-    images: int
-    epochs: int
     ours_first_epoch: float
     ours_cached_epoch: float
     theirs_epoch: float
@@ -36,6 +37,29 @@ class EpochTimeRow:
         ours = (filling * self.ours_first_epoch + (epochs - filling) * self.ours_cached_epoch) / epochs
         return ours / self.theirs_epoch
 
+    @property
+    def cached_ratio(self) -> float:
+        """Our steady (cached) epoch / theirs."""
+        return self.ours_cached_epoch / self.theirs_epoch
+
+
+@dataclass
+class EpochTimeRow:
+    """Measured epoch seconds for one backbone preset, one entry per round."""
+
+    backbone: str
+    images: int
+    epochs: int
+    rounds: list[EpochTimeRound]
+
+    def median(self, figure: str) -> float:
+        """Median over rounds of one of ``EpochTimeRound``'s seconds or ``cached_ratio``."""
+        return statistics.median(getattr(measured, figure) for measured in self.rounds)
+
+    def ratio(self, epochs: int, views: int) -> float:
+        """Median over rounds of ``EpochTimeRound.ratio``."""
+        return statistics.median(measured.ratio(epochs, views) for measured in self.rounds)
+
 
 def measure_epoch_times(
     backbones: list[str],
@@ -44,48 +68,63 @@ def measure_epoch_times(
     images: int = 4,
     epochs: int = 8,
     seed: int = 0,
+    rounds: int = 3,
 ) -> list[EpochTimeRow]:
-    """Train both models for ``epochs`` (at least 2) epochs on ``images`` images (one batch) per backbone.
+    """Train both models ``rounds`` times per backbone, ``epochs`` epochs on ``images`` images (one batch).
 
     Raises:
-        ValueError: Fewer than 2 epochs (no steady-state epoch to measure).
+        ValueError: Fewer than 2 epochs (no steady-state epoch to measure) or no round.
     """
     if epochs < 2:
         msg = f"epochs={epochs}: the seconds per epoch need at least 2 epochs (the first fills the cache)."
+        raise ValueError(msg)
+    if rounds < 1:
+        msg = f"rounds={rounds}: the seconds per epoch need at least one round."
         raise ValueError(msg)
     data = DataSpec(data.name, data.root, data.categories[:1], batch_size=images)
     category = data.categories[0]
     limits = {"limit_val_batches": 0, "test": False}
     rows = []
     for backbone in backbones:
-        ours = FastFlow(backbone, weights=RANDOM_WEIGHTS, augmentation="none")
-        theirs = anomalib_fastflow(backbone, RANDOM_WEIGHTS)
-        ours_run = train_and_test(ours, data.datamodule(category, seed, images), epochs, output / "ours", seed, **limits)
-        theirs_run = train_and_test(theirs, data.datamodule(category, seed, images), epochs, output / "theirs", seed, **limits)
-        rows.append(
-            EpochTimeRow(
-                backbone=backbone,
-                images=images,
-                epochs=epochs,
-                ours_first_epoch=ours_run.epoch_seconds[0],
-                ours_cached_epoch=ours_run.steady_seconds_per_epoch,
-                theirs_epoch=theirs_run.steady_seconds_per_epoch,
+        measured = []
+        for _ in range(rounds):
+            ours = FastFlow(backbone, weights=RANDOM_WEIGHTS, augmentation="none")
+            theirs = anomalib_fastflow(backbone, RANDOM_WEIGHTS)
+            ours_run = train_and_test(
+                ours, data.datamodule(category, seed, images), epochs, output / "ours", seed, **limits
             )
-        )
+            theirs_run = train_and_test(
+                theirs, data.datamodule(category, seed, images), epochs, output / "theirs", seed, **limits
+            )
+            measured.append(
+                EpochTimeRound(
+                    ours_first_epoch=ours_run.epoch_seconds[0],
+                    ours_cached_epoch=ours_run.steady_seconds_per_epoch,
+                    theirs_epoch=theirs_run.steady_seconds_per_epoch,
+                )
+            )
+        rows.append(EpochTimeRow(backbone=backbone, images=images, epochs=epochs, rounds=measured))
     return rows
 
 
 def format_epoch_times(rows: list[EpochTimeRow], views: int = 4) -> str:
-    """Markdown table: measured epochs and ours/theirs ratios at steady state, 25 and 500 epochs."""
+    """Markdown table: medians over rounds of the epoch seconds and of the ratios ours/theirs.
+
+    "ratio cached" also gives the lowest and highest round.
+    """
     lines = [
-        f"| backbone | images | epochs | ours 1st epoch s | ours cached epoch s | anomalib epoch s | ratio cached "
-        f"| ratio 25 epochs ({views} views) | ratio 500 epochs ({views} views) |",
+        f"| backbone | images | epochs x rounds | ours 1st epoch s | ours cached epoch s | anomalib epoch s "
+        f"| ratio cached (rounds' range) | ratio 25 epochs ({views} views) "
+        f"| ratio 500 epochs ({views} views) |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for row in rows:
+        cached_ratios = [measured.cached_ratio for measured in row.rounds]
         lines.append(
-            f"| {row.backbone} | {row.images} | {row.epochs} | {row.ours_first_epoch:.2f} | {row.ours_cached_epoch:.2f} "
-            f"| {row.theirs_epoch:.2f} | {row.ours_cached_epoch / row.theirs_epoch:.2f}x "
+            f"| {row.backbone} | {row.images} | {row.epochs} x {len(row.rounds)} "
+            f"| {row.median('ours_first_epoch'):.2f} | {row.median('ours_cached_epoch'):.2f} "
+            f"| {row.median('theirs_epoch'):.2f} "
+            f"| {row.median('cached_ratio'):.2f}x ({min(cached_ratios):.2f}-{max(cached_ratios):.2f}) "
             f"| {row.ratio(25, views):.2f}x | {row.ratio(500, views):.2f}x |"
         )
     return "\n".join(lines)
