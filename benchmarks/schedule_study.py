@@ -14,7 +14,7 @@ from statistics import mean
 
 from anomalib_fastflow import FastFlow
 from anomalib_fastflow.benchmark.datasets import DataSpec
-from anomalib_fastflow.benchmark.training import train_and_test
+from anomalib_fastflow.benchmark.training import seeded, train_and_test
 from anomalib_fastflow.data.demo import TEXTURES
 
 SETTINGS: dict[str, dict[str, object]] = {
@@ -44,7 +44,13 @@ def main() -> None:
     ]
     for name, settings in SETTINGS.items():
         results = [
-            train_and_test(FastFlow(**settings), data.datamodule(c), args.max_epochs, args.results, evaluate_each_epoch=True)
+            train_and_test(
+                seeded(lambda: FastFlow(**settings), 0),
+                data.datamodule(c),
+                args.max_epochs,
+                args.results,
+                evaluate_each_epoch=True,
+            )
             for c in args.categories
         ]
         cells = [f"{r.image_auroc:.4f} / {r.pixel_auroc:.4f}" for r in results]

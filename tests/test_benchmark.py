@@ -4,6 +4,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from anomalib.models.image.fastflow.torch_model import create_fast_flow_block
 from lightning.pytorch.trainer.states import TrainerFn
 
@@ -15,7 +16,7 @@ from anomalib_fastflow.benchmark.epoch_time import EpochTimeRound, EpochTimeRow,
 from anomalib_fastflow.benchmark.grid import BenchmarkConfig, Timing, run_grid
 from anomalib_fastflow.benchmark.inference import inference_cost, parameter_counts
 from anomalib_fastflow.benchmark.report import write_report
-from anomalib_fastflow.benchmark.training import TrainingResult
+from anomalib_fastflow.benchmark.training import TrainingResult, seeded
 from anomalib_fastflow.export import unavailable_reason
 
 
@@ -160,3 +161,16 @@ def test_epoch_time_ratios_are_medians_over_rounds() -> None:
     assert row.ratio(25, 4) == pytest.approx((4 * 4.0 + 21 * 1.2) / 25 / 2.0)
     table = format_epoch_times([row])
     assert "| resnet18 | 4 | 8 x 3 |" in table and "0.60x (0.50-1.00)" in table
+
+
+def test_seeded_models_start_from_the_seed_whatever_ran_before() -> None:
+    first = seeded(lambda: FastFlow(input_size=64, flow_steps=2), 0)
+    torch.rand(10), np.random.rand(10)  # draws of an earlier run in the same process
+    second = seeded(lambda: FastFlow(input_size=64, flow_steps=2), 0)
+    unseeded = FastFlow(input_size=64, flow_steps=2)
+    first_state, second_state, unseeded_state = first.state_dict(), second.state_dict(), unseeded.state_dict()
+    assert any(key.endswith(".permutation") for key in first_state)  # FrEIA draws these from numpy
+    for key, value in first_state.items():
+        torch.testing.assert_close(value, second_state[key], rtol=0, atol=0, equal_nan=True, msg=key)
+    network = [key for key in first_state if key.startswith("model.flows.")]
+    assert not all(torch.equal(first_state[key], unseeded_state[key]) for key in network)

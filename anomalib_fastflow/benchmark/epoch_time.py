@@ -20,7 +20,7 @@ from ..backbones import RANDOM_WEIGHTS
 from ..lightning_model import FastFlow
 from .baselines import anomalib_fastflow
 from .datasets import DataSpec
-from .training import train_and_test
+from .training import seeded, train_and_test
 
 
 @dataclass
@@ -88,11 +88,11 @@ def measure_epoch_times(
     for backbone in backbones:
         measured = []
         for _ in range(rounds):
-            ours = FastFlow(backbone, weights=RANDOM_WEIGHTS, augmentation="none")
-            theirs = anomalib_fastflow(backbone, RANDOM_WEIGHTS)
+            ours = seeded(lambda: FastFlow(backbone, weights=RANDOM_WEIGHTS, augmentation="none"), seed)
             ours_run = train_and_test(
                 ours, data.datamodule(category, seed, images), epochs, output / "ours", seed, **limits
             )
+            theirs = seeded(lambda: anomalib_fastflow(backbone, RANDOM_WEIGHTS), seed)
             theirs_run = train_and_test(
                 theirs, data.datamodule(category, seed, images), epochs, output / "theirs", seed, **limits
             )

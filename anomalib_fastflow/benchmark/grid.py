@@ -9,6 +9,7 @@ import csv
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Literal
 
@@ -25,7 +26,7 @@ from ..lightning_model import FastFlow
 from .baselines import anomalib_cflow, anomalib_fastflow, anomalib_patchcore
 from .datasets import DataSpec
 from .inference import RuntimeUnavailable, inference_cost, unavailable_runtime_reason
-from .training import train_and_test
+from .training import seeded, train_and_test
 
 ModelName = Literal["fastflow", "anomalib_fastflow", "anomalib_patchcore", "anomalib_cflow"]
 RuntimeName = Literal["torch", "onnxruntime", "openvino", "tensorrt", "tensorrt_fp16"]
@@ -192,7 +193,8 @@ def _run_job(config: BenchmarkConfig, accuracy: _Table, cost: _Table, model_name
     output = Path(config.output)
     try:
         options = config.model_options.get(model_name, {})
-        model = BUILDERS[model_name](backbone, config.weights, evaluator=_evaluator(), **options)
+        build = partial(BUILDERS[model_name], backbone, config.weights, evaluator=_evaluator(), **options)
+        model = seeded(build, config.seed)
         if epochs > 0:
             datamodule = config.data.datamodule(category, config.seed)
             root = output / "runs" / model_name / backbone

@@ -1,8 +1,10 @@
 """Train and test one anomalib model the way a user would, and record what it cost."""
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 from anomalib.data import AnomalibDataModule
 from anomalib.engine import Engine
@@ -10,6 +12,15 @@ from anomalib.models.components import AnomalibModule
 from lightning.pytorch import seed_everything
 
 from .measure import EpochRecorder, PeakMemory
+
+Model = TypeVar("Model", bound=AnomalibModule)
+
+
+def seeded(build: Callable[[], Model], seed: int) -> Model:
+    """``build()`` right after seeding torch, numpy and random, so a model's initial weights (and
+    FrEIA's permutations, drawn from numpy) depend on the seed only, not on what ran before it."""
+    seed_everything(seed, workers=True)
+    return build()
 
 
 @dataclass

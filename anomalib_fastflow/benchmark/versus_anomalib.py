@@ -14,7 +14,7 @@ from ..backbones import OFFLINE_BACKBONE, PRETRAINED_WEIGHTS
 from ..lightning_model import FastFlow
 from .baselines import anomalib_fastflow, describe
 from .datasets import DataSpec
-from .training import TrainingResult, train_and_test
+from .training import TrainingResult, seeded, train_and_test
 
 
 @dataclass
@@ -111,11 +111,11 @@ def compare_with_anomalib_fastflow(
     """Train both models per category; write ``comparison.md`` and ``comparison.csv`` under ``output``."""
     rows, built = [], ""
     for category in data.categories:
-        their_model = anomalib_fastflow(backbone, weights)
+        their_model = seeded(lambda: anomalib_fastflow(backbone, weights), seed)
         built = built or describe(their_model)
         theirs = train_and_test(their_model, data.datamodule(category, seed), epochs, output / "theirs", seed)
         ours = train_and_test(
-            FastFlow(backbone, weights=weights),
+            seeded(lambda: FastFlow(backbone, weights=weights), seed),
             data.datamodule(category, seed),
             epochs,
             output / "ours",
