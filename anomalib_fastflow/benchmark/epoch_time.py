@@ -15,12 +15,16 @@ from the same measured figures (``views`` epochs that fill, the rest cached).
 import statistics
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 from ..backbones import RANDOM_WEIGHTS
 from ..lightning_model import FastFlow
 from .baselines import anomalib_fastflow
 from .datasets import DataSpec
 from .training import seeded, train_and_test
+
+
+RoundFigure = Literal["ours_first_epoch", "ours_cached_epoch", "theirs_epoch", "cached_ratio"]
 
 
 @dataclass
@@ -52,7 +56,7 @@ class EpochTimeRow:
     epochs: int
     rounds: list[EpochTimeRound]
 
-    def median(self, figure: str) -> float:
+    def median(self, figure: RoundFigure) -> float:
         """Median over rounds of one of ``EpochTimeRound``'s seconds or ``cached_ratio``."""
         return statistics.median(getattr(measured, figure) for measured in self.rounds)
 
