@@ -86,8 +86,8 @@ class FastFlow(AnomalibModule):
         visualizer: anomalib visualizer, or ``True`` for the default image visualizer.
 
     Raises:
-        ValueError: Unknown backbone, layers outside it, or an input size that disagrees with
-            the given pre-processor.
+        ValueError: Unknown backbone, layers outside it, an input size that disagrees with the
+            given pre-processor, or a ``warmup_fraction`` outside [0, 1).
     """
 
     def __init__(
@@ -116,6 +116,9 @@ class FastFlow(AnomalibModule):
         evaluator: Evaluator | bool = True,
         visualizer: Visualizer | bool = True,
     ) -> None:
+        if not 0 <= warmup_fraction < 1:
+            msg = f"warmup_fraction={warmup_fraction}: the share of steps spent warming up must be in [0, 1)."
+            raise ValueError(msg)
         preset = resolve_preset(backbone)
         requested_size = (input_size, input_size) if isinstance(input_size, int) else input_size
         if pre_processor is True:
@@ -286,11 +289,17 @@ class FastFlow(AnomalibModule):
         if not 0 < total_steps < float("inf"):
             msg = "lr_schedule='one_cycle' needs a bounded run: set trainer.max_epochs or trainer.max_steps."
             raise ValueError(msg)
+        warmup_fraction = self.hparams.warmup_fraction
+        if warmup_fraction * total_steps == 1:
+            # OneCycleLR divides by zero for a warm-up of exactly one step (pytorch/pytorch#180187),
+            # e.g. 10 steps at the default 0.1; a hair more gives that schedule's limit: step 0 at
+            # the initial rate, then the decay from (nearly) the peak.
+            warmup_fraction *= 1 + 1e-9
         scheduler = torch.optim.lr_scheduler.OneCycleLR(
             optimizer,
             max_lr=self.hparams.lr,
             total_steps=int(total_steps),
-            pct_start=self.hparams.warmup_fraction,
+            pct_start=warmup_fraction,
             cycle_momentum=False,
         )
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}

@@ -7,6 +7,7 @@ import pytest
 import torch
 from anomalib.data import InferenceBatch
 from anomalib.engine import Engine
+from lightning.pytorch import Callback, Trainer
 
 from anomalib_fastflow import FastFlow, MVTec
 from anomalib_fastflow.loss import negative_log_likelihood
@@ -91,6 +92,34 @@ def test_fused_adam_takes_the_same_steps_as_torch_default_adam() -> None:
     for name, reference_parameter in reference_model.model.named_parameters():
         torch.testing.assert_close(updated[name], reference_parameter, atol=1e-5, rtol=1e-4)
     assert all(not torch.equal(updated[name], initial[name]) for name in initial if name.startswith("flows."))
+
+
+class _LearningRates(Callback):
+    """Records the learning rate each training step runs with."""
+
+    def __init__(self) -> None:
+        self.rates: list[float] = []
+
+    def on_train_batch_start(self, trainer: Trainer, *args: object) -> None:
+        self.rates.append(trainer.optimizers[0].param_groups[0]["lr"])
+
+
+def test_one_cycle_with_a_one_step_warm_up_trains(tiny_dataset: Path, tmp_path: Path) -> None:
+    """10 steps at the default warm-up share 0.1: torch's OneCycleLR alone divides by zero here."""
+    rates = _LearningRates()
+    model = FastFlow(input_size=64, flow_steps=2, lr=1e-3, lr_schedule="one_cycle", warmup_fraction=0.1)
+    datamodule = MVTec(root=tiny_dataset, category="brick", train_batch_size=4, eval_batch_size=4, num_workers=0)
+    _engine(tmp_path, max_steps=10, limit_val_batches=0, callbacks=[rates]).fit(model, datamodule=datamodule)
+    assert len(rates.rates) == 10
+    assert rates.rates[0] == pytest.approx(1e-3 / 25)  # OneCycleLR's initial rate, max_lr / div_factor
+    assert rates.rates[1] == pytest.approx(1e-3, rel=0.05)  # warm-up done: decay from the peak
+    assert all(later < earlier for earlier, later in zip(rates.rates[1:], rates.rates[2:]))
+
+
+@pytest.mark.parametrize("warmup_fraction", [-0.1, 1.0])
+def test_warmup_fraction_outside_its_range_is_refused(warmup_fraction: float) -> None:
+    with pytest.raises(ValueError, match=rf"warmup_fraction={warmup_fraction}: .* in \[0, 1\)"):
+        FastFlow(input_size=64, flow_steps=2, warmup_fraction=warmup_fraction)
 
 
 def test_checkpoint_of_another_backbone_is_refused() -> None:
