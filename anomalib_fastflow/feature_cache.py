@@ -48,6 +48,10 @@ class FeatureCache:
     def __contains__(self, key: CacheKey) -> bool:
         return key in self._in_memory or key in self._on_disk
 
+    def keys(self) -> frozenset[CacheKey]:
+        """The keys of every cached sample, in memory or on disk."""
+        return frozenset(self._in_memory) | frozenset(self._on_disk)
+
     def get(self, key: CacheKey) -> list[torch.Tensor] | None:
         """One sample's features, a ``(C_i, H_i, W_i)`` map per scale in storage precision, or None."""
         if key in self._in_memory:

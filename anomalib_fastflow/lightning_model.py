@@ -15,12 +15,14 @@ from typing import Any, Literal
 import torch
 from anomalib import LearningType
 from anomalib.data import Batch
+from anomalib.data.datasets.base import AnomalibDataset
 from anomalib.metrics import Evaluator
 from anomalib.models.components import AnomalibModule
 from anomalib.post_processing import PostProcessor
 from anomalib.pre_processing import PreProcessor
 from anomalib.visualization import Visualizer
 from lightning.pytorch import Callback
+from lightning.pytorch.trainer.states import TrainerFn
 from lightning.pytorch.utilities import rank_zero_warn
 from lightning.pytorch.utilities.types import STEP_OUTPUT, OptimizerLRScheduler
 from torchvision.transforms.v2 import Compose, Normalize, Resize
@@ -29,6 +31,7 @@ from .anomaly_map import Fusion, Likelihood
 from .augmentation import AugmentationChoice, TrainingViews, resolve_augmentation
 from .backbones import OFFLINE_BACKBONE, PRETRAINED_WEIGHTS, normalization, resolve_preset
 from .callbacks import FixedTrainingShards, ValidateAfterLastEpoch
+from .data.cached_views import CachedViewsDataset
 from .data.checks import DataCheck
 from .feature_cache import FeatureCache
 from .loss import negative_log_likelihood
@@ -70,7 +73,8 @@ class FastFlow(AnomalibModule):
             allows them, see ``augmentation.SAFE_AUGMENTATIONS``; none for unknown categories),
             ``paper`` (always) or ``none``.
         augmentation_views: Fixed views per training image when augmenting (view 0 is the image).
-        cache_features: Compute each view's backbone features once and train from the cache.
+        cache_features: Compute each view's backbone features once and train from the cache
+            (batches of cached views are then not read from disk).
         cache_memory_gb: Memory for cached features (half precision) per process; the rest goes
             to ``<default_root_dir>/feature_cache`` on disk and is deleted after training.
         lr: Adam learning rate; the peak rate under ``one_cycle`` (paper: 1e-3, constant).
@@ -152,6 +156,7 @@ class FastFlow(AnomalibModule):
         )
         self.training_views = TrainingViews(resolve_augmentation(augmentation, None), augmentation_views)
         self.feature_cache: FeatureCache | None = None
+        self.cached_views_dataset: CachedViewsDataset | None = None
 
     @classmethod
     def configure_pre_processor(
@@ -164,8 +169,15 @@ class FastFlow(AnomalibModule):
         mean, std = normalization(backbone)
         return PreProcessor(transform=Compose([Resize(image_size, antialias=True), Normalize(mean, std)]))
 
-    def on_fit_start(self) -> None:
-        """Pick the views for the datamodule's category and open the feature cache."""
+    def setup(self, stage: str) -> None:
+        """Before a fit: pick the views for the datamodule's category, open the feature cache and
+        wrap the training set so that it leaves unread the images of cached views.
+
+        This runs before Lightning first builds the training loader (which it does early, to count
+        the optimizer steps for the lr schedule), so the loader reads the wrapped set.
+        """
+        if stage != TrainerFn.FITTING:
+            return
         datamodule = self.trainer.datamodule
         augmentation = resolve_augmentation(self.hparams.augmentation, getattr(datamodule, "category", None))
         self.training_views = TrainingViews(augmentation, self.hparams.augmentation_views)
@@ -180,6 +192,14 @@ class FastFlow(AnomalibModule):
             return
         spill_dir = Path(self.trainer.default_root_dir) / "feature_cache" / f"rank{self.trainer.global_rank}"
         self.feature_cache = FeatureCache(int(self.hparams.cache_memory_gb * 2**30), spill_dir)
+        if isinstance(getattr(datamodule, "train_data", None), AnomalibDataset):
+            self.cached_views_dataset = CachedViewsDataset(datamodule.train_data, self.training_views)
+            datamodule.train_data = self.cached_views_dataset
+
+    def on_train_epoch_start(self) -> None:
+        """Tell the training set which views are cached before the epoch's loader starts."""
+        if self.cached_views_dataset is not None and self.feature_cache is not None:
+            self.cached_views_dataset.start_epoch(self.current_epoch, self.feature_cache.keys())
 
     def on_train_end(self) -> None:
         """Report what the cache held."""
@@ -194,10 +214,13 @@ class FastFlow(AnomalibModule):
             )
 
     def on_fit_end(self) -> None:
-        """Free the cache and delete its spill folder."""
+        """Free the cache, delete its spill folder and give the datamodule its training set back."""
         if self.feature_cache is not None:
             self.feature_cache.clear()
             self.feature_cache = None
+        if self.cached_views_dataset is not None:
+            self.trainer.datamodule.train_data = self.cached_views_dataset.dataset
+            self.cached_views_dataset = None
 
     def on_exception(self, exception: BaseException) -> None:
         """Delete the cache's spill folder when training fails, too."""
