@@ -8,7 +8,7 @@ import torch
 from anomalib.models.image.fastflow.torch_model import create_fast_flow_block
 from lightning.pytorch.trainer.states import TrainerFn
 
-from anomalib_fastflow import FastFlow
+from anomalib_fastflow import FastFlow, MVTec
 from anomalib_fastflow.benchmark import grid as grid_module
 from anomalib_fastflow.benchmark.baselines import anomalib_fastflow, anomalib_patchcore, describe
 from anomalib_fastflow.benchmark.datasets import DataSpec
@@ -16,7 +16,7 @@ from anomalib_fastflow.benchmark.epoch_time import EpochTimeRound, EpochTimeRow,
 from anomalib_fastflow.benchmark.grid import BenchmarkConfig, Timing, run_grid
 from anomalib_fastflow.benchmark.inference import inference_cost, parameter_counts
 from anomalib_fastflow.benchmark.report import write_report
-from anomalib_fastflow.benchmark.training import TrainingResult, seeded
+from anomalib_fastflow.benchmark.training import TrainingResult, seeded, train_and_test
 from anomalib_fastflow.export import unavailable_reason
 
 
@@ -174,3 +174,12 @@ def test_seeded_models_start_from_the_seed_whatever_ran_before() -> None:
         torch.testing.assert_close(value, second_state[key], rtol=0, atol=0, equal_nan=True, msg=key)
     network = [key for key in first_state if key.startswith("model.flows.")]
     assert not all(torch.equal(first_state[key], unseeded_state[key]) for key in network)
+
+
+def test_runs_that_only_measure_time_write_no_checkpoint(tiny_dataset: Path, tmp_path: Path) -> None:
+    for test in (True, False):
+        model = seeded(lambda: FastFlow(input_size=64, flow_steps=2), 0)
+        datamodule = MVTec(root=tiny_dataset, category="brick", train_batch_size=4, eval_batch_size=4, num_workers=0)
+        result = train_and_test(model, datamodule, 1, tmp_path / f"test_{test}", test=test)
+        assert len(result.epoch_seconds) == 1
+        assert bool(list((tmp_path / f"test_{test}").rglob("*.ckpt"))) == test

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
+from anomalib.callbacks.checkpoint import ModelCheckpoint
 from anomalib.data import AnomalibDataModule
 from anomalib.engine import Engine
 from anomalib.models.components import AnomalibModule
@@ -83,16 +84,19 @@ def train_and_test(
 ) -> TrainingResult:
     """Fit ``model`` for ``max_epochs`` with anomalib's ``Engine`` (its defaults otherwise), then test it.
 
-    With ``test=False`` the AUROCs are NaN (for runs that only measure time).
+    With ``test=False`` (runs that only measure time) the AUROCs are NaN and no checkpoint is
+    written (anomalib's would save the whole model, backbone included, after every epoch).
     """
     seed_everything(seed, workers=True)
     recorder = EpochRecorder(evaluate_each_epoch)
+    # A checkpoint callback that saves nothing keeps anomalib from adding its own.
+    checkpoints = [] if test else [ModelCheckpoint(save_top_k=0)]
     engine = Engine(
         max_epochs=max_epochs,
         default_root_dir=root,
         logger=False,
         enable_progress_bar=False,
-        callbacks=[recorder],
+        callbacks=[recorder, *checkpoints],
         **trainer_kwargs,
     )
     with PeakMemory() as memory:
