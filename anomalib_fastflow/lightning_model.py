@@ -223,7 +223,7 @@ class FastFlow(AnomalibModule):
             self.cached_views_dataset = None
 
     def on_exception(self, exception: BaseException) -> None:
-        """Delete the cache's spill folder when training fails, too."""
+        """Clean up as after a fit (cache, spill folder, training set) when training fails, too."""
         del exception
         self.on_fit_end()
 
