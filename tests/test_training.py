@@ -88,8 +88,10 @@ def test_ddp_with_two_cpu_processes_trains_as_well_as_one(tmp_path: Path) -> Non
         results[name] = (_aurocs(run.stdout), run.stdout + run.stderr)
     (one_image, one_pixel), (ddp_image, ddp_pixel) = results["one"][0], results["ddp"][0]
     print(f"image / pixel AUROC, one process: {one_image:.4f} / {one_pixel:.4f}, two: {ddp_image:.4f} / {ddp_pixel:.4f}")
-    assert one_image >= 0.9 and one_pixel >= 0.9, results["one"][0]
-    # 36 test images make image AUROC coarse (runs of one process alone vary by 0.05); pixels are many.
+    # Training works: pixels are many and stable (0.992-0.994 seen); 36 test images make image AUROC
+    # coarse, and each image's augmented views are drawn from its absolute path, which differs in
+    # every tmp_path (0.892-0.993 seen for one process alone).
+    assert one_pixel >= 0.95 and one_image >= 0.85, results["one"][0]
     assert ddp_image >= one_image - 0.1, (one_image, ddp_image)
     assert abs(ddp_pixel - one_pixel) <= 0.02, (one_pixel, ddp_pixel)
     caches = {
