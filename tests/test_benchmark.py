@@ -1,5 +1,6 @@
 """Benchmark pieces: parameter counts the paper's way, the grid's failure records and resume, reports."""
 
+import csv
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +13,12 @@ from anomalib_fastflow import FastFlow, MVTec
 from anomalib_fastflow.benchmark import grid as grid_module
 from anomalib_fastflow.benchmark.baselines import anomalib_fastflow, anomalib_patchcore, describe
 from anomalib_fastflow.benchmark.datasets import DataSpec
-from anomalib_fastflow.benchmark.epoch_time import EpochTimeRound, EpochTimeRow, format_epoch_times
+from anomalib_fastflow.benchmark.epoch_time import (
+    EpochTimeRound,
+    EpochTimeRow,
+    format_epoch_times,
+    write_epoch_seconds,
+)
 from anomalib_fastflow.benchmark.grid import BenchmarkConfig, Timing, run_grid
 from anomalib_fastflow.benchmark.inference import inference_cost, parameter_counts
 from anomalib_fastflow.benchmark.report import write_report
@@ -152,15 +158,41 @@ def test_benchmark_configs_parse(config: Path, monkeypatch, capsys) -> None:
     assert "models:" in printed and "fastflow" in printed
 
 
+def test_a_rounds_steady_epoch_ignores_its_first_epoch_and_a_slowed_one() -> None:
+    measured = EpochTimeRound(
+        ours_epochs=[4.0, 1.0, 1.1, 3.0, 1.0],
+        theirs_epochs=[2.5, 2.0, 2.2, 2.0, 6.0],
+    )
+    assert measured.ours_first_epoch == 4.0
+    assert measured.ours_cached_epoch == pytest.approx(1.05)  # the mean, 1.525, would count the 3 s epoch
+    assert measured.theirs_epoch == pytest.approx(2.1)
+    assert measured.cached_ratio == pytest.approx(1.05 / 2.1)
+
+
+def _round(ours_first: float, ours_cached: float, theirs: float) -> EpochTimeRound:
+    return EpochTimeRound(ours_epochs=[ours_first, ours_cached, ours_cached], theirs_epochs=[theirs] * 3)
+
+
 def test_epoch_time_ratios_are_medians_over_rounds() -> None:
-    slow_round = EpochTimeRound(ours_first_epoch=4.0, ours_cached_epoch=2.0, theirs_epoch=2.0)
-    rounds = [EpochTimeRound(4.0, 1.0, 2.0), slow_round, EpochTimeRound(4.0, 1.2, 2.0)]
+    slow_round = _round(4.0, 2.0, 2.0)
+    rounds = [_round(4.0, 1.0, 2.0), slow_round, _round(4.0, 1.2, 2.0)]
     row = EpochTimeRow(backbone="resnet18", images=4, epochs=8, rounds=rounds)
     assert row.median("cached_ratio") == pytest.approx(0.6)  # the slow round does not move it
     # 25 epochs with 4 views: 4 filling epochs at 4 s and 21 cached, per round, over 2 s epochs.
     assert row.ratio(25, 4) == pytest.approx((4 * 4.0 + 21 * 1.2) / 25 / 2.0)
     table = format_epoch_times([row])
     assert "| resnet18 | 4 | 8 x 3 |" in table and "0.60x (0.50-1.00)" in table
+
+
+def test_every_measured_epoch_is_written(tmp_path: Path) -> None:
+    measured = EpochTimeRound(ours_epochs=[4.0, 1.0, 1.5], theirs_epochs=[2.5, 2.0, 2.25])
+    row = EpochTimeRow(backbone="resnet18", images=4, epochs=3, rounds=[measured, measured])
+    write_epoch_seconds([row], tmp_path / "epoch_time.csv")
+    with (tmp_path / "epoch_time.csv").open() as file:
+        written = list(csv.DictReader(file))
+    assert len(written) == 2 * 2 * 3  # rounds x models x epochs
+    theirs = [float(line["seconds"]) for line in written if (line["round"], line["model"]) == ("1", "anomalib")]
+    assert theirs == [2.5, 2.0, 2.25]
 
 
 def test_seeded_models_start_from_the_seed_whatever_ran_before() -> None:

@@ -3,8 +3,9 @@
 Both train on the same few images (the whole training set of the run: one batch per epoch, the
 same images every epoch; no validation) with random backbone weights: only time is measured. Ours
 runs without augmentation, so its first epoch fills the feature cache and the later ones read it.
-Steady-state epochs are the mean of the epochs after the first, for both models (the first epochs
-also warm up allocators and kernels, so a run of only 2-3 epochs overstates them).
+A run's steady epoch is the median of its epochs after the first, for both models (the first
+epochs also warm up allocators and kernels; the median, unlike the mean, ignores the odd epoch a
+shared machine slows by a third, which happens to either model).
 
 The two models run in interleaved rounds (ours, anomalib's, ours, anomalib's, ...) and each ratio
 is the median over rounds, so a slow spell of a shared machine lands on both sides of a round
@@ -12,6 +13,7 @@ instead of on one model. The table also gives the mean epoch of a longer run wit
 from the same measured figures (``views`` epochs that fill, the rest cached).
 """
 
+import csv
 import statistics
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,17 +25,30 @@ from .baselines import anomalib_fastflow
 from .datasets import DataSpec
 from .training import seeded, train_and_test
 
-
 RoundFigure = Literal["ours_first_epoch", "ours_cached_epoch", "theirs_epoch", "cached_ratio"]
 
 
 @dataclass
 class EpochTimeRound:
-    """One round: our run then anomalib's, each ``epochs`` long, in seconds per epoch."""
+    """One round: our run then anomalib's, each ``epochs`` long, with every epoch's seconds."""
 
-    ours_first_epoch: float
-    ours_cached_epoch: float
-    theirs_epoch: float
+    ours_epochs: list[float]
+    theirs_epochs: list[float]
+
+    @property
+    def ours_first_epoch(self) -> float:
+        """Our first epoch, which fills the feature cache."""
+        return self.ours_epochs[0]
+
+    @property
+    def ours_cached_epoch(self) -> float:
+        """Our steady epoch: the median of the epochs after the first (features from the cache)."""
+        return statistics.median(self.ours_epochs[1:])
+
+    @property
+    def theirs_epoch(self) -> float:
+        """anomalib's steady epoch: the median of the epochs after the first."""
+        return statistics.median(self.theirs_epochs[1:])
 
     def ratio(self, epochs: int, views: int) -> float:
         """Our mean epoch / theirs over a run of ``epochs`` with ``views`` augmented views per image."""
@@ -72,7 +87,7 @@ def measure_epoch_times(
     images: int = 4,
     epochs: int = 8,
     seed: int = 0,
-    rounds: int = 3,
+    rounds: int = 5,
 ) -> list[EpochTimeRow]:
     """Train both models ``rounds`` times per backbone, ``epochs`` epochs on ``images`` images (one batch).
 
@@ -101,11 +116,7 @@ def measure_epoch_times(
                 theirs, data.datamodule(category, seed, images), epochs, output / "theirs", seed, **limits
             )
             measured.append(
-                EpochTimeRound(
-                    ours_first_epoch=ours_run.epoch_seconds[0],
-                    ours_cached_epoch=ours_run.steady_seconds_per_epoch,
-                    theirs_epoch=theirs_run.steady_seconds_per_epoch,
-                )
+                EpochTimeRound(ours_epochs=ours_run.epoch_seconds, theirs_epochs=theirs_run.epoch_seconds)
             )
         rows.append(EpochTimeRow(backbone=backbone, images=images, epochs=epochs, rounds=measured))
     return rows
@@ -132,3 +143,16 @@ def format_epoch_times(rows: list[EpochTimeRow], views: int = 4) -> str:
             f"| {row.ratio(25, views):.2f}x | {row.ratio(500, views):.2f}x |"
         )
     return "\n".join(lines)
+
+
+def write_epoch_seconds(rows: list[EpochTimeRow], path: Path) -> None:
+    """Every measured epoch as a CSV row: backbone, round, model (``ours``/``anomalib``), epoch, seconds."""
+    with path.open("w", newline="") as file:
+        writer = csv.writer(file)
+        writer.writerow(["backbone", "round", "model", "epoch", "seconds"])
+        for row in rows:
+            for number, measured in enumerate(row.rounds):
+                for model, epochs in (("ours", measured.ours_epochs), ("anomalib", measured.theirs_epochs)):
+                    writer.writerows(
+                        [row.backbone, number, model, epoch, seconds] for epoch, seconds in enumerate(epochs)
+                    )

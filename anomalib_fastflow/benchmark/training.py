@@ -54,11 +54,6 @@ class TrainingResult:
         """Mean training-loop seconds per epoch."""
         return sum(self.epoch_seconds) / len(self.epoch_seconds)
 
-    @property
-    def steady_seconds_per_epoch(self) -> float:
-        """Mean training-loop seconds of the epochs after the first (feature cache filled, kernels warm)."""
-        return sum(self.epoch_seconds[1:]) / len(self.epoch_seconds[1:])
-
     def seconds_to_reach(self, image_auroc: float) -> float | None:
         """Wall time of a run stopped at the first epoch whose test image AUROC reaches ``image_auroc``.
 
