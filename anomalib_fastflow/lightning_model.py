@@ -41,6 +41,7 @@ logger = logging.getLogger(__name__)
 
 LRSchedule = Literal["constant", "one_cycle"]
 FUSED_ADAM_DEVICES = {"cpu", "cuda"}
+METRIC_COMPONENTS = ("evaluator", "visualizer")
 
 
 def _network_shapes(state_dict: dict[str, torch.Tensor]) -> dict[str, tuple[int, ...]]:
@@ -328,11 +329,23 @@ class FastFlow(AnomalibModule):
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        """Refuse, in one clear line, a checkpoint whose network differs from this model's.
+        """Take this model's own metric state, and refuse a checkpoint whose network differs.
+
+        Metric state is not model state: a checkpoint trained with another evaluator or visualizer
+        (e.g. one with AUPRO, whose ``fpr_limit`` is a buffer) loads in test, predict and export
+        with this model's evaluator and visualizer.
 
         Raises:
             ValueError: The checkpoint's tensors do not fit (another backbone, layers or size).
         """
+        state_dict, own = checkpoint.get("state_dict", {}), self.state_dict()
+        for name in METRIC_COMPONENTS:  # kept twice: in the module's state and as callback state
+            for key in [key for key in state_dict if key.startswith(f"{name}.")]:
+                del state_dict[key]
+            state_dict.update({key: value for key, value in own.items() if key.startswith(f"{name}.")})
+            component, callbacks = getattr(self, name, None), checkpoint.get("callbacks", {})
+            if isinstance(component, Callback) and component.state_key in callbacks:
+                callbacks[component.state_key] = component.state_dict()
         if _network_shapes(checkpoint.get("state_dict", {})) != _network_shapes(self.state_dict()):
             settings = ("backbone", "layers", "input_size", "flow_steps", "conv3x3_only", "hidden_ratio")
             saved = checkpoint.get("hyper_parameters", {})

@@ -6,10 +6,13 @@ from pathlib import Path
 import pytest
 import torch
 from anomalib.data import InferenceBatch
+from anomalib.deploy import ExportType
 from anomalib.engine import Engine
+from anomalib.metrics import AUPRO, AUROC, Evaluator
 from lightning.pytorch import Callback, Trainer
 
 from anomalib_fastflow import FastFlow, MVTec
+from anomalib_fastflow.export.exporter import load_checkpoint
 from anomalib_fastflow.loss import negative_log_likelihood
 
 
@@ -198,3 +201,21 @@ def test_deit_preset_takes_block_7_as_a_24x24_map() -> None:
     model = FastFlow(backbone="deit_base_distilled_patch16_384", weights="random").model
     assert model.feature_shapes == [(768, 24, 24)]
     assert len(model.feature_extractor.model.blocks) == 8
+
+
+def test_checkpoint_trained_with_another_evaluator_tests_predicts_and_exports(tiny_dataset: Path, tmp_path: Path) -> None:
+    aupro = Evaluator(test_metrics=[AUROC(fields=["pred_score", "gt_label"], prefix="image_"), AUPRO(fields=["anomaly_map", "gt_mask"], prefix="pixel_")])
+    datamodule = MVTec(root=tiny_dataset, category="brick", train_batch_size=4, eval_batch_size=4, num_workers=0)
+    _engine(tmp_path, max_epochs=1).fit(FastFlow(flow_steps=2, evaluator=aupro), datamodule=datamodule)
+    [checkpoint] = tmp_path.glob("FastFlow/MVTec/brick/v0/weights/lightning/model.ckpt")
+    assert any(key.startswith("evaluator.") for key in torch.load(checkpoint, weights_only=False)["state_dict"])
+
+    [metrics] = _engine(tmp_path / "test").test(FastFlow(flow_steps=2), datamodule=datamodule, ckpt_path=checkpoint)
+    assert 0 <= metrics["image_AUROC"] <= 1 and "pixel_AUPRO" not in metrics  # the new model's evaluator
+    predictions = _engine(tmp_path / "predict").predict(FastFlow(flow_steps=2), datamodule=datamodule, ckpt_path=checkpoint)
+    assert predictions and predictions[0].anomaly_map is not None
+    assert load_checkpoint(checkpoint).hparams.flow_steps == 2  # anomalib-fastflow export's loader
+    exported = _engine(tmp_path / "export").export(
+        FastFlow(flow_steps=2), ExportType.TORCH, export_root=tmp_path / "export", ckpt_path=checkpoint
+    )
+    assert Path(exported).is_file()
