@@ -12,6 +12,7 @@ import csv
 import time
 from pathlib import Path
 
+import torch
 from anomalib.engine import Engine
 from jsonargparse import auto_cli
 from lightning.pytorch import seed_everything
@@ -27,6 +28,7 @@ from .data.arrays import split_arrays
 from .data.demo import TEXTURES
 from .export import FORMATS, ParityRow, TorchRuntime, export_formats, format_report, load_runtime, parity_report
 from .export.exporter import load_checkpoint
+from .export.runtimes import torch_bf16_unavailable_reason
 from .lightning_model import FastFlow
 
 
@@ -108,14 +110,17 @@ def export(
     category: str,
     output: Path = Path("results/export"),
     formats: list[str] = list(FORMATS),
+    torch_bf16: bool = True,
     calibration_images: int = 32,
     repeats: int = 20,
 ) -> list[ParityRow]:
     """Export a FastFlow checkpoint and check every format against PyTorch on a test split.
 
-    Prints, per format: max/mean absolute anomaly-map difference to PyTorch eager, image AUROC
-    and its drop, latency (median, min-max) and FPS at batch 1 and 8. Formats that cannot run
-    here (TensorRT without a GPU) are listed with the reason. The table goes to ``output/parity.md``.
+    Prints, per format: the precision it runs in (read back from OpenVINO's compiled model),
+    max/mean absolute anomaly-map difference to PyTorch eager, image AUROC and its drop, latency
+    (median, min-max) and FPS at batch 1 and 8. Formats that cannot run here (TensorRT without a
+    GPU, bf16 where the CPU has none) are listed with the reason. The table goes to
+    ``output/parity.md`` with the command, the CPU and the package versions that made it.
 
     Args:
         ckpt_path: Lightning checkpoint of ``anomalib_fastflow.FastFlow``.
@@ -123,7 +128,8 @@ def export(
         category: Category whose ``test`` split is compared and whose ``train`` images calibrate INT8.
         output: Folder for the exported models and the report.
         formats: Any of onnx, openvino_fp32, openvino_fp16, openvino_int8, openvino_int8_ptq,
-            tensorrt_fp32, tensorrt_fp16.
+            openvino_bf16 (the FP32 IR run in bf16), tensorrt_fp32, tensorrt_fp16.
+        torch_bf16: Also compare PyTorch eager under bf16 CPU autocast (where oneDNN has bf16).
         calibration_images: Normal training images used to calibrate ``openvino_int8_ptq``.
         repeats: Timed runs per latency figure (after two warm-up runs).
     """
@@ -133,12 +139,16 @@ def export(
     normal_images, _ = split_arrays(data_root, category, "train", size)
     paths, skipped = export_formats(model, output, formats, normal_images[:calibration_images])
     runtimes = {name: load_runtime(name, path) for name, path in paths.items()}
+    if torch_bf16:
+        if reason := torch_bf16_unavailable_reason():
+            skipped["torch_bf16"] = reason
+        else:
+            runtimes["torch_bf16"] = TorchRuntime(model, autocast_dtype=torch.bfloat16)
     rows = parity_report(TorchRuntime(model), runtimes, images, labels, repeats=repeats)
-    report = format_report(rows)
-    (Path(output) / "parity.md").write_text(report + "\n")
-    print(f"\nParity against PyTorch eager on {len(images)} test images of {category}:\n{report}")
-    for name, reason in skipped.items():
-        print(f"{name}: skipped: {reason}")
+    report = format_report(rows) + "".join(f"\n\n{name}: skipped: {reason}" for name, reason in skipped.items())
+    heading = f"{provenance()}\n\nParity against PyTorch eager on {len(images)} test images of {category}:"
+    (Path(output) / "parity.md").write_text(f"{heading}\n\n{report}\n")
+    print(f"\n{heading}\n{report}")
     return rows
 
 

@@ -9,9 +9,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 from anomalib.data.utils import read_image
-from anomalib.deploy import OpenVINOInferencer, TorchInferencer
+from anomalib.deploy import TorchInferencer
 
 from anomalib_fastflow.cli import demo
+from anomalib_fastflow.export import openvino_inferencer
 
 ANOMALIB = str(Path(sys.executable).with_name("anomalib"))
 pytestmark = pytest.mark.slow
@@ -57,7 +58,7 @@ def test_anomalib_cli_trains_tests_predicts_and_exports(
     monkeypatch.chdir(tmp_path)  # anomalib's OpenVINO inferencer writes an openvino_cache folder here
     image = read_image(tiny_dataset / "brick" / "test" / "hole" / "000.png", as_tensor=True)
     torch_map = TorchInferencer(tmp_path / "torch" / "weights" / "torch" / "model.pt").predict(image).anomaly_map
-    openvino = OpenVINOInferencer(tmp_path / "openvino" / "weights" / "openvino" / "model.xml", device="CPU")
+    openvino = openvino_inferencer(tmp_path / "openvino" / "weights" / "openvino" / "model.xml")
     openvino_map = openvino.predict(image.numpy()).anomaly_map
     np.testing.assert_allclose(openvino_map.squeeze(), torch_map.detach().numpy().squeeze(), atol=1e-4)
 

@@ -1,4 +1,9 @@
-"""Export parity on demo data: ONNX Runtime, OpenVINO FP32/FP16/INT8 against PyTorch; TensorRT on a GPU."""
+"""Export parity on demo data: ONNX Runtime, OpenVINO FP32/FP16/INT8/bf16 against PyTorch; TensorRT on a GPU.
+
+Nothing here may depend on a runtime's host-dependent defaults: OpenVINO runs FP32 models in
+bf16 on CPUs with AVX-512 BF16 or AMX unless told otherwise, so the tests also run our OpenVINO
+code under a Core whose default is bf16 (as on those CPUs, wherever OpenVINO can run bf16).
+"""
 
 from collections import Counter
 from pathlib import Path
@@ -17,13 +22,19 @@ from anomalib_fastflow.cli import export
 from anomalib_fastflow.data.arrays import split_arrays
 from anomalib_fastflow.export import (
     OnnxRuntime,
+    OpenVINORuntime,
     TensorRTInferencer,
     TorchRuntime,
+    bf16_unavailable_reason,
     build_engine,
     export_formats,
+    openvino_inferencer,
     unavailable_reason,
 )
 from anomalib_fastflow.export.exporter import load_checkpoint
+from anomalib_fastflow.export.openvino_precision import compiled_precision, weights_precision
+from anomalib_fastflow.export.runtimes import torch_bf16_unavailable_reason
+from anomalib_fastflow.hardware import describe_cpu
 
 pytestmark = pytest.mark.slow
 
@@ -44,17 +55,88 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 def report(trained: dict[str, Path]) -> dict[str, object]:
     """The export command's rows, one per format, plus where it wrote the files."""
     output = trained["root"] / "exported"
-    formats = ["onnx", "openvino_fp32", "openvino_fp16", "openvino_int8", "openvino_int8_ptq"]
+    formats = ["onnx", "openvino_fp32", "openvino_fp16", "openvino_int8", "openvino_int8_ptq", "openvino_bf16"]
     rows = export(trained["checkpoint"], trained["data"], "brick", output=output, formats=formats, repeats=2)
     return {"rows": {row.name: row for row in rows}, "output": output}
+
+
+@pytest.fixture
+def bf16_by_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    """OpenVINO as on a CPU with AVX-512 BF16 or AMX: compiling without a precision hint runs bf16."""
+    import openvino
+
+    class Bf16DefaultCore(openvino.Core):
+        def compile_model(self, model, device_name=None, config=None):  # noqa: ANN001, ANN202
+            return super().compile_model(model, device_name, {"INFERENCE_PRECISION_HINT": "bf16", **(config or {})})
+
+    monkeypatch.setattr(openvino, "Core", Bf16DefaultCore)
 
 
 def test_fp32_runtimes_match_pytorch(report: dict[str, object]) -> None:
     rows = report["rows"]
     assert rows["torch"].image_auroc > 0.9
     for name in ("onnx", "openvino_fp32"):
+        assert rows[name].precision == "f32", rows[name]
         assert rows[name].max_relative <= 1e-4, rows[name]
         assert round(rows[name].image_auroc, 3) == round(rows["torch"].image_auroc, 3)
+    for name in ("openvino_fp16", "openvino_int8"):  # reduced weights, f32 activations
+        assert rows[name].precision == "f32", rows[name]
+
+
+def test_parity_report_names_the_cpu_and_each_formats_precision(report: dict[str, object]) -> None:
+    text = (report["output"] / "parity.md").read_text()
+    assert describe_cpu() in text
+    assert "| runs in |" in text and "| openvino_fp32 | f32 |" in text
+
+
+def test_openvino_fp32_stays_f32_where_the_host_defaults_to_bf16(
+    report: dict[str, object], bf16_by_default: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)  # anomalib's inferencer writes an openvino_cache folder here
+    path = report["output"] / "openvino_fp32" / "model.xml"
+    assert OpenVINORuntime(path).precision == "f32"
+    assert compiled_precision(openvino_inferencer(path).model) == "f32"
+    if bf16_unavailable_reason() is None:  # the fixture really makes the default bf16 here
+        assert compiled_precision(OpenVINOInferencer(path, device="CPU").model) == "bf16"
+
+
+def test_bf16_formats_are_measured_or_skipped_with_the_reason(report: dict[str, object], trained: dict[str, Path]) -> None:
+    rows, text = report["rows"], (report["output"] / "parity.md").read_text()
+    if reason := bf16_unavailable_reason():
+        assert "openvino_bf16" not in rows and f"openvino_bf16: skipped: {reason}" in text
+    else:
+        assert rows["openvino_bf16"].precision == "bf16"
+        assert rows["openvino_bf16"].max_relative > 1e-3, rows["openvino_bf16"]  # really bf16
+        assert abs(rows["openvino_bf16"].image_auroc - rows["torch"].image_auroc) <= 0.01
+    if reason := torch_bf16_unavailable_reason():
+        assert f"torch_bf16: skipped: {reason}" in text
+    else:
+        assert rows["torch_bf16"].precision == "bfloat16 autocast"
+        assert rows["torch_bf16"].max_relative > 1e-3, rows["torch_bf16"]
+        assert abs(rows["torch_bf16"].image_auroc - rows["torch"].image_auroc) <= 0.01
+
+
+def test_weights_precision_is_read_from_the_file(report: dict[str, object]) -> None:
+    output = report["output"]
+    assert weights_precision(output / "openvino_fp32" / "model.xml") == "fp32"
+    assert weights_precision(output / "openvino_fp16" / "model.xml") == "fp16"
+    assert weights_precision(output / "openvino_int8" / "model.xml") == "int8"
+    assert weights_precision(output / "openvino_int8_ptq" / "model.xml") == "int8"
+
+
+def test_openvino_inferencer_refuses_another_precision_or_a_missing_device(report: dict[str, object]) -> None:
+    output = report["output"]
+    fp16 = output / "openvino_fp16" / "model.xml"
+    with pytest.raises(ValueError, match=r"openvino_fp16/model.xml holds a FP16 model, but precision='fp32' asks for a FP32"):
+        openvino_inferencer(fp16, precision="fp32")
+    with pytest.raises(ValueError, match=r"holds a FP32 model, but precision='int8' asks for a INT8"):
+        openvino_inferencer(output / "openvino_fp32" / "model.xml", precision="int8")
+    with pytest.raises(ValueError, match=r"OpenVINO device 'NPU.3' does not exist on this machine; it sees \['CPU'"):
+        openvino_inferencer(fp16, precision="fp16", device="NPU.3")
+    with pytest.raises(ValueError, match=r"precision='fp64': choose from \['fp32', 'fp16', 'int8', 'bf16'\]"):
+        openvino_inferencer(fp16, precision="fp64")
+    with pytest.raises(FileNotFoundError, match="OpenVINO model not found: .*missing.xml"):
+        openvino_inferencer(output / "missing.xml")
 
 
 def test_reduced_precision_keeps_auroc(report: dict[str, object]) -> None:
@@ -80,7 +162,7 @@ def test_anomalib_openvino_inferencer_matches_the_checkpoint(
     model = load_checkpoint(trained["checkpoint"])
     image_path = trained["data"] / "brick" / "test" / "stain" / "000.png"
     images, _ = split_arrays(trained["data"], "brick", "test", tuple(model.input_size))
-    inferencer = OpenVINOInferencer(report["output"] / "openvino_fp32" / "model.xml", device="CPU")
+    inferencer = openvino_inferencer(report["output"] / "openvino_fp32" / "model.xml")
     predicted = inferencer.predict(images[0])
     expected = TorchRuntime(model)(images[:1])
     np.testing.assert_allclose(predicted.anomaly_map, expected["anomaly_map"], atol=1e-4)

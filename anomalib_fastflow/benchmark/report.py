@@ -12,6 +12,8 @@ from statistics import mean
 
 from matplotlib.figure import Figure  # no pyplot: drawing files must not change anyone's backend
 
+from ..hardware import describe_cpu
+
 OURS = "fastflow"
 PACKAGES = ("torch", "anomalib", "onnxruntime", "openvino", "tensorrt")
 
@@ -26,7 +28,7 @@ def provenance() -> str:
             return f"{package} not installed"
 
     command = shlex.join(["anomalib-fastflow", *sys.argv[1:]])
-    machine = f"{platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}"
+    machine = f"{describe_cpu()}, {os.cpu_count()} CPUs, Python {platform.python_version()}"
     return f"Made by `{command}` on {date.today().isoformat()} ({machine}; {', '.join(map(installed, PACKAGES))})."
 
 

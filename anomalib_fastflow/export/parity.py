@@ -32,6 +32,7 @@ class ParityRow:
 
     Attributes:
         name: Format name (``torch`` for the reference itself).
+        precision: What the runtime computes in (OpenVINO: read back from the compiled model).
         max_abs: Largest absolute anomaly-map difference.
         mean_abs: Mean absolute anomaly-map difference.
         max_relative: ``max_abs`` divided by the reference maps' range.
@@ -40,6 +41,7 @@ class ParityRow:
     """
 
     name: str
+    precision: str
     max_abs: float
     mean_abs: float
     max_relative: float
@@ -102,6 +104,7 @@ def parity_report(
         rows.append(
             ParityRow(
                 name=name,
+                precision=runtime.precision,
                 max_abs=float(difference.max()),
                 mean_abs=float(difference.mean()),
                 max_relative=float(difference.max()) / span,
@@ -113,14 +116,14 @@ def parity_report(
 
 
 def format_report(rows: list[ParityRow]) -> str:
-    """Markdown table of ``rows``: differences, AUROC and its drop, latency and FPS per batch size."""
+    """Markdown table of ``rows``: precision, differences, AUROC and its drop, latency and FPS per batch size."""
     sizes = [latency.batch_size for latency in rows[0].latencies]
-    header = ["format", "max abs diff", "max diff / range", "mean abs diff", "image AUROC", "AUROC drop"]
+    header = ["format", "runs in", "max abs diff", "max diff / range", "mean abs diff", "image AUROC", "AUROC drop"]
     header += [f"batch {size} ms (min-max)" for size in sizes] + [f"batch {size} FPS" for size in sizes]
     header += ["speed-up vs torch (batch 1)"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for row in rows:
-        cells = [row.name, f"{row.max_abs:.2e}", f"{row.max_relative:.2e}", f"{row.mean_abs:.2e}"]
+        cells = [row.name, row.precision, f"{row.max_abs:.2e}", f"{row.max_relative:.2e}", f"{row.mean_abs:.2e}"]
         cells += [f"{row.image_auroc:.4f}", f"{rows[0].image_auroc - row.image_auroc:+.4f}"]
         cells += [f"{lat.median_ms:.1f} ({lat.min_ms:.1f}-{lat.max_ms:.1f})" for lat in row.latencies]
         cells += [f"{lat.fps:.1f}" for lat in row.latencies]

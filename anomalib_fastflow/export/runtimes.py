@@ -2,7 +2,8 @@
 
 ``images`` is a float32 array ``(N, 3, H, W)`` in ``[0, 1]``; exported graphs hold anomalib's
 pre- and post-processing, so no runtime needs Python-side processing. Outputs are numpy arrays:
-``anomaly_map`` ``(N, 1, H', W')`` and ``pred_score`` ``(N,)``.
+``anomaly_map`` ``(N, 1, H', W')`` and ``pred_score`` ``(N,)``. Each runtime says in ``precision``
+what it computes in (for OpenVINO, read back from the compiled model).
 """
 
 from pathlib import Path
@@ -11,6 +12,9 @@ from typing import Protocol
 import numpy as np
 import torch
 from anomalib.models.components import AnomalibModule
+
+from ..hardware import describe_cpu
+from .openvino_precision import InferencePrecision, compile_model, compiled_precision
 
 
 def check_images(images: np.ndarray) -> np.ndarray:
@@ -28,22 +32,42 @@ def check_images(images: np.ndarray) -> np.ndarray:
 class Runtime(Protocol):
     """A loaded model that maps an image batch to anomaly maps and scores."""
 
+    precision: str
+
     def __call__(self, images: np.ndarray) -> dict[str, np.ndarray]:
         """``(N, 3, H, W)`` float32 images -> ``{"anomaly_map", "pred_score", ...}`` arrays."""
         ...
 
 
 class TorchRuntime:
-    """The trained anomalib module in PyTorch eager mode (the parity reference)."""
+    """The trained anomalib module in PyTorch eager mode (the parity reference).
 
-    def __init__(self, model: AnomalibModule) -> None:
+    With ``autocast_dtype`` (``torch.bfloat16``) it runs under CPU autocast: convolutions and
+    matrix products in that type, the rest (norms, the likelihood's ``exp``) in float32.
+    """
+
+    def __init__(self, model: AnomalibModule, autocast_dtype: torch.dtype | None = None) -> None:
         self.model = model.eval()
+        self.autocast_dtype = autocast_dtype
+        self.precision = "f32" if autocast_dtype is None else f"{str(autocast_dtype).removeprefix('torch.')} autocast"
 
     @torch.inference_mode()
     def __call__(self, images: np.ndarray) -> dict[str, np.ndarray]:
         """Pre-processor, model and post-processor, as the exported graph runs them."""
-        output = self.model(torch.from_numpy(check_images(images)))
-        return {name: value.numpy() for name, value in output._asdict().items() if value is not None}
+        with torch.autocast("cpu", dtype=self.autocast_dtype, enabled=self.autocast_dtype is not None):
+            output = self.model(torch.from_numpy(check_images(images)))
+        return {
+            name: (value.float() if value.is_floating_point() else value).numpy()
+            for name, value in output._asdict().items()
+            if value is not None
+        }
+
+
+def torch_bf16_unavailable_reason() -> str | None:
+    """Why PyTorch has no fast bf16 CPU kernels here (oneDNN needs AVX-512 or AMX), or ``None``."""
+    if torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported():
+        return None
+    return f"PyTorch's oneDNN has no bf16 kernels for this CPU ({describe_cpu()})."
 
 
 class OnnxRuntime:
@@ -52,6 +76,8 @@ class OnnxRuntime:
     Its threads do not spin-wait after a run: spinning threads would slow whatever runs next in
     the process (another runtime, or the rest of an application) on a small machine.
     """
+
+    precision = "f32"
 
     def __init__(self, path: Path) -> None:
         import onnxruntime
@@ -69,18 +95,18 @@ class OnnxRuntime:
 
 
 class OpenVINORuntime:
-    """An OpenVINO IR (``.xml``) or ``.onnx`` file compiled for ``device``.
+    """An OpenVINO IR (``.xml``) or ``.onnx`` file compiled for ``device`` at ``inference_precision``.
 
-    CPU thread pinning is off by default: pinned OpenVINO threads collide with other threads of
-    the same process (torch's, or another compiled model's), and latencies then swing by 40%
-    from run to run on a small machine. Pass ``config`` to change OpenVINO's settings.
+    The precision is always passed explicitly (OpenVINO's default depends on the CPU: bf16 on
+    AVX-512 BF16 and AMX CPUs), and ``precision`` is what the compiled model runs. Pass
+    ``config`` to change other OpenVINO settings (see ``openvino_precision.precision_config``).
     """
 
-    def __init__(self, path: Path, device: str = "CPU", config: dict | None = None) -> None:
-        import openvino
-
-        default = {"ENABLE_CPU_PINNING": False} if device == "CPU" else {}
-        self.model = openvino.Core().compile_model(str(path), device, {**default, **(config or {})})
+    def __init__(
+        self, path: Path, device: str = "CPU", inference_precision: InferencePrecision = "f32", config: dict | None = None
+    ) -> None:
+        self.model = compile_model(path, device, inference_precision, config)
+        self.precision = compiled_precision(self.model)
 
     def __call__(self, images: np.ndarray) -> dict[str, np.ndarray]:
         """Run the compiled model on ``images``."""

@@ -86,15 +86,19 @@ def build_engine(
 
 
 class TensorRTRuntime:
-    """A serialized TensorRT engine on the current CUDA device: ``runtime(images) -> outputs``."""
+    """A serialized TensorRT engine on the current CUDA device: ``runtime(images) -> outputs``.
 
-    def __init__(self, path: Path) -> None:
+    ``fp16`` says whether the engine was built with FP16 kernels allowed (its ``precision``).
+    """
+
+    def __init__(self, path: Path, fp16: bool = False) -> None:
         reason = unavailable_reason()
         if reason:
             raise RuntimeError(reason)
         import tensorrt as trt
 
         self._trt = trt
+        self.precision = "fp16+f32" if fp16 else "f32"
         self.engine = trt.Runtime(trt.Logger(trt.Logger.WARNING)).deserialize_cuda_engine(Path(path).read_bytes())
         self.context = self.engine.create_execution_context()
         names = [self.engine.get_tensor_name(index) for index in range(self.engine.num_io_tensors)]

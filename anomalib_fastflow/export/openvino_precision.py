@@ -1,0 +1,165 @@
+"""OpenVINO at the precision asked for, on any CPU.
+
+OpenVINO's CPU plugin picks its inference precision from the host: on CPUs with AVX-512 BF16 or
+AMX, ``INFERENCE_PRECISION_HINT`` defaults to bf16, so an IR saved in FP32 runs in bf16 unless
+``compile_model`` is told otherwise (the hint is not read from the IR's ``rt_info``). Everything
+here passes the hint explicitly and reads back what the compiled model runs:
+
+- ``compile_model``: an IR compiled at an explicit inference precision (``f32`` or ``bf16``);
+- ``compiled_precision``: the precision the compiled model's convolutions actually run in;
+- ``weights_precision``: what an IR stores (``fp32``, ``fp16`` or ``int8``), read from its constants;
+- ``openvino_inferencer``: anomalib's ``OpenVINOInferencer`` set up for one of our exported
+  files, refusing a file of another precision than asked or a device OpenVINO does not see.
+"""
+
+from functools import cache
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal
+
+import numpy as np
+
+from ..hardware import describe_cpu
+
+if TYPE_CHECKING:
+    import openvino
+    from anomalib.deploy import OpenVINOInferencer
+
+InferencePrecision = Literal["f32", "bf16"]
+Precision = Literal["fp32", "fp16", "int8", "bf16"]
+# An inferencer's precision -> (what the IR must store, the precision it is compiled at).
+PRECISIONS: dict[str, tuple[str, InferencePrecision]] = {
+    "fp32": ("fp32", "f32"),
+    "fp16": ("fp16", "f32"),
+    "int8": ("int8", "f32"),
+    "bf16": ("fp32", "bf16"),
+}
+# Devices that stand for others (OpenVINO's virtual devices) rather than hardware.
+VIRTUAL_DEVICES = ("AUTO", "MULTI", "HETERO", "BATCH")
+COMPUTE_LAYERS = ("Convolution", "GroupConvolution", "FullyConnected", "MatMul", "Deconvolution")
+PRECISION_NAMES = {"f32": "f32", "float32": "f32", "bf16": "bf16", "bfloat16": "bf16", "f16": "f16", "float16": "f16"}
+
+
+def precision_config(inference_precision: InferencePrecision, device: str = "CPU") -> dict[str, object]:
+    """``compile_model`` settings for ``inference_precision`` on ``device``.
+
+    On the CPU, thread pinning is off as well: pinned OpenVINO threads collide with other threads
+    of the same process (torch's, or another compiled model's), and latencies then swing by 40%
+    from run to run on a small machine.
+    """
+    config: dict[str, object] = {"INFERENCE_PRECISION_HINT": inference_precision}
+    if device == "CPU":
+        config["ENABLE_CPU_PINNING"] = False
+    return config
+
+
+def check_device(device: str) -> None:
+    """Raise ``ValueError`` naming ``device`` and the devices OpenVINO sees when it is not one of them."""
+    import openvino
+
+    available = openvino.Core().available_devices
+    name = device.split(":")[0].split(".")[0]
+    if name not in VIRTUAL_DEVICES and device not in available and name not in available:
+        msg = f"OpenVINO device {device!r} does not exist on this machine; it sees {available}."
+        raise ValueError(msg)
+
+
+def compile_model(
+    path: Path | str,
+    device: str = "CPU",
+    inference_precision: InferencePrecision = "f32",
+    config: dict | None = None,
+) -> "openvino.CompiledModel":
+    """``path`` (IR ``.xml`` or ``.onnx``) compiled for ``device`` at ``inference_precision``; ``config`` adds to it."""
+    import openvino
+
+    check_device(device)
+    settings = {**precision_config(inference_precision, device), **(config or {})}
+    return openvino.Core().compile_model(str(path), device, settings)
+
+
+def compiled_precision(compiled: "openvino.CompiledModel") -> str:
+    """The activations' type at the compiled model's convolutions and matrix products: ``f32``, ``bf16``, ``u8``...
+
+    Read from the runtime graph (the type of each such layer's data input: an FP16 IR compiled
+    at f32 shows ``f16`` as the layers' ``runtimePrecision``, for their weights, but runs ``f32``
+    activations); falls back to the compiled ``INFERENCE_PRECISION_HINT`` where the graph does
+    not say. Several types are joined by ``+``.
+    """
+    found = set()
+    for op in compiled.get_runtime_model().get_ops():
+        info = op.get_rt_info()
+        if "layerType" in info and info["layerType"].astype(str) in COMPUTE_LAYERS:
+            found.add(op.input_value(0).get_element_type().get_type_name())
+    if found:
+        return "+".join(sorted(found, key=lambda name: (name in ("f32", "fp32"), name)))
+    hint = str(compiled.get_property("INFERENCE_PRECISION_HINT")).split("'")[-2]
+    return PRECISION_NAMES.get(hint, hint)
+
+
+def weights_precision(path: Path | str) -> str:
+    """What an IR (or ONNX file) stores: ``int8`` (quantized or compressed), ``fp16`` or ``fp32``."""
+    import openvino
+
+    types = {
+        op.get_output_element_type(0).get_type_name()
+        for op in openvino.Core().read_model(str(path)).get_ops()
+        if op.get_type_name() in ("Constant", "FakeQuantize")
+        and (op.get_type_name() == "FakeQuantize" or op.get_output_partial_shape(0).rank.get_length() >= 2)
+    }
+    if types & {"i8", "u8", "i4", "u4"}:
+        return "int8"
+    if "f16" in types:
+        return "fp16"
+    return "fp32"
+
+
+@cache
+def bf16_unavailable_reason(device: str = "CPU") -> str | None:
+    """Why OpenVINO cannot run bf16 on ``device`` here (it falls back to f32), or ``None`` when it can.
+
+    Asked of OpenVINO itself: a one-layer model is compiled with the bf16 hint and the precision
+    its matrix product runs in is read back. OpenVINO runs bf16 natively on AVX-512 BF16 and AMX
+    CPUs, and emulates it on other AVX-512 CPUs (slower than f32 there); AVX2-only CPUs have none.
+    """
+    import openvino
+    from openvino import opset13 as ops
+
+    image = ops.parameter([1, 16], np.float32)
+    product = ops.matmul(image, ops.constant(np.ones((16, 16), np.float32)), False, False)
+    compiled = openvino.Core().compile_model(openvino.Model([product], [image]), device, precision_config("bf16", device))
+    if compiled_precision(compiled) == "bf16":
+        return None
+    return f"OpenVINO runs no bf16 on {device} of this machine ({describe_cpu()})."
+
+
+def openvino_inferencer(
+    path: Path | str, precision: Precision = "fp32", device: str = "CPU", config: dict | None = None
+) -> "OpenVINOInferencer":
+    """anomalib's ``OpenVINOInferencer`` for an exported FastFlow, compiled at the precision asked for.
+
+    ``fp32``, ``fp16`` (FP16 weights) and ``int8`` files run at f32 inference precision on every
+    CPU; ``bf16`` runs an FP32 file in bf16. The call style is anomalib's:
+    ``openvino_inferencer("openvino_fp32/model.xml").predict(image)``.
+
+    Raises:
+        ValueError: An unknown precision, a file that stores another precision than asked, a
+            device OpenVINO does not see, or bf16 where OpenVINO cannot run it.
+        FileNotFoundError: No file at ``path``.
+    """
+    from anomalib.deploy import OpenVINOInferencer
+
+    if precision not in PRECISIONS:
+        msg = f"precision={precision!r}: choose from {list(PRECISIONS)}."
+        raise ValueError(msg)
+    if not Path(path).is_file():
+        msg = f"OpenVINO model not found: {path}"
+        raise FileNotFoundError(msg)
+    check_device(device)
+    stored, inference_precision = PRECISIONS[precision]
+    found = weights_precision(path)
+    if found != stored:
+        msg = f"{path} holds a {found.upper()} model, but precision={precision!r} asks for a {stored.upper()} one."
+        raise ValueError(msg)
+    if inference_precision == "bf16" and (reason := bf16_unavailable_reason(device)):
+        raise ValueError(reason)
+    return OpenVINOInferencer(path, device=device, config={**precision_config(inference_precision, device), **(config or {})})
