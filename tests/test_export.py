@@ -32,7 +32,7 @@ from anomalib_fastflow.export import (
     unavailable_reason,
 )
 from anomalib_fastflow.export.exporter import load_checkpoint
-from anomalib_fastflow.export.openvino_precision import compiled_precision, weights_precision
+from anomalib_fastflow.export.openvino_compile import compiled_precision, weights_precision
 from anomalib_fastflow.export.runtimes import torch_bf16_unavailable_reason
 from anomalib_fastflow.hardware import describe_cpu
 

@@ -18,8 +18,9 @@ OURS = "fastflow"
 PACKAGES = ("torch", "anomalib", "onnxruntime", "openvino", "tensorrt")
 
 
-def provenance() -> str:
-    """How and where a report was made: the command line, the date, the machine and package versions."""
+def provenance(program: str = "anomalib-fastflow") -> str:
+    """How and where a report was made: the command line (``program`` and its arguments), the date,
+    the CPU and package versions."""
 
     def installed(package: str) -> str:
         try:
@@ -27,7 +28,7 @@ def provenance() -> str:
         except PackageNotFoundError:
             return f"{package} not installed"
 
-    command = shlex.join(["anomalib-fastflow", *sys.argv[1:]])
+    command = shlex.join([program, *sys.argv[1:]])
     machine = f"{describe_cpu()}, {os.cpu_count()} CPUs, Python {platform.python_version()}"
     return f"Made by `{command}` on {date.today().isoformat()} ({machine}; {', '.join(map(installed, PACKAGES))})."
 

@@ -22,7 +22,7 @@ from anomalib.utils.serialization import anomalib_safe_globals
 
 from ..lightning_model import FastFlow
 from . import tensorrt
-from .openvino_precision import bf16_unavailable_reason
+from .openvino_compile import bf16_unavailable_reason
 from .runtimes import OnnxRuntime, OpenVINORuntime, Runtime
 
 OPENVINO_FORMATS = ("openvino_fp32", "openvino_fp16", "openvino_int8", "openvino_int8_ptq", "openvino_bf16")

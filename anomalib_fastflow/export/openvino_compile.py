@@ -1,11 +1,13 @@
-"""OpenVINO at the precision asked for, on any CPU.
+"""How our OpenVINO models are compiled: at the precision asked for, at a fixed batch, on any CPU.
 
 OpenVINO's CPU plugin picks its inference precision from the host: on CPUs with AVX-512 BF16 or
 AMX, ``INFERENCE_PRECISION_HINT`` defaults to bf16, so an IR saved in FP32 runs in bf16 unless
-``compile_model`` is told otherwise (the hint is not read from the IR's ``rt_info``). Everything
-here passes the hint explicitly and reads back what the compiled model runs:
+``compile_model`` is told otherwise (the hint is not read from the IR's ``rt_info``). And our IR
+takes any batch and image size, but a dynamic batch axis costs OpenVINO about 1.5x at batch 1
+(``benchmarks/openvino_settings.py``); fixing the batch alone (image size still free) removes it.
+Everything here passes the precision explicitly, fixes the batch, and reads back what runs:
 
-- ``compile_model``: an IR compiled at an explicit inference precision (``f32`` or ``bf16``);
+- ``compile_model``: an IR compiled at an explicit inference precision and batch size;
 - ``compiled_precision``: the precision the compiled model's convolutions actually run in;
 - ``weights_precision``: what an IR stores (``fp32``, ``fp16`` or ``int8``), read from its constants;
 - ``openvino_inferencer``: anomalib's ``OpenVINOInferencer`` set up for one of our exported
@@ -14,15 +16,17 @@ here passes the hint explicitly and reads back what the compiled model runs:
 
 from functools import cache
 from pathlib import Path
+from tempfile import TemporaryDirectory
 from typing import TYPE_CHECKING, Literal
 
 import numpy as np
+from anomalib.deploy import OpenVINOInferencer
 
 from ..hardware import describe_cpu
 
 if TYPE_CHECKING:
     import openvino
-    from anomalib.deploy import OpenVINOInferencer
+    from openvino.utils.data_helpers.wrappers import OVDict
 
 InferencePrecision = Literal["f32", "bf16"]
 Precision = Literal["fp32", "fp16", "int8", "bf16"]
@@ -35,8 +39,17 @@ PRECISIONS: dict[str, tuple[str, InferencePrecision]] = {
 }
 # Devices that stand for others (OpenVINO's virtual devices) rather than hardware.
 VIRTUAL_DEVICES = ("AUTO", "MULTI", "HETERO", "BATCH")
+# Our graph's outputs (anomalib's InferenceBatch fields). OpenVINO may give a compiled output more
+# names (a folded layer's too, as it does at a fixed batch), so outputs are named by these.
+OUTPUT_NAMES = ("pred_score", "pred_label", "anomaly_map", "pred_mask")
 COMPUTE_LAYERS = ("Convolution", "GroupConvolution", "FullyConnected", "MatMul", "Deconvolution")
 PRECISION_NAMES = {"f32": "f32", "float32": "f32", "bf16": "bf16", "bfloat16": "bf16", "f16": "f16", "float16": "f16"}
+
+
+def output_name(names: set[str]) -> str:
+    """The name of a compiled model's output among its tensor names: our graph's, else the first in order."""
+    ours = [name for name in OUTPUT_NAMES if name in names]
+    return ours[0] if ours else sorted(names)[0]
 
 
 def precision_config(inference_precision: InferencePrecision, device: str = "CPU") -> dict[str, object]:
@@ -63,18 +76,31 @@ def check_device(device: str) -> None:
         raise ValueError(msg)
 
 
+def read_model(path: Path | str, batch_size: int | None = None) -> "openvino.Model":
+    """The model in ``path`` (IR ``.xml`` or ``.onnx``), its input's batch axis fixed to ``batch_size`` (None: as saved)."""
+    import openvino
+
+    model = openvino.Core().read_model(str(path))
+    if batch_size is not None:
+        shape = model.inputs[0].get_partial_shape()
+        shape[0] = batch_size
+        model.reshape({model.inputs[0]: shape})
+    return model
+
+
 def compile_model(
     path: Path | str,
     device: str = "CPU",
     inference_precision: InferencePrecision = "f32",
     config: dict | None = None,
+    batch_size: int | None = None,
 ) -> "openvino.CompiledModel":
-    """``path`` (IR ``.xml`` or ``.onnx``) compiled for ``device`` at ``inference_precision``; ``config`` adds to it."""
+    """``path`` compiled for ``device`` at ``inference_precision`` and ``batch_size``; ``config`` adds to it."""
     import openvino
 
     check_device(device)
     settings = {**precision_config(inference_precision, device), **(config or {})}
-    return openvino.Core().compile_model(str(path), device, settings)
+    return openvino.Core().compile_model(read_model(path, batch_size), device, settings)
 
 
 def compiled_precision(compiled: "openvino.CompiledModel") -> str:
@@ -133,20 +159,25 @@ def bf16_unavailable_reason(device: str = "CPU") -> str | None:
 
 
 def openvino_inferencer(
-    path: Path | str, precision: Precision = "fp32", device: str = "CPU", config: dict | None = None
+    path: Path | str,
+    precision: Precision = "fp32",
+    device: str = "CPU",
+    batch_size: int | None = 1,
+    config: dict | None = None,
 ) -> "OpenVINOInferencer":
     """anomalib's ``OpenVINOInferencer`` for an exported FastFlow, compiled at the precision asked for.
 
     ``fp32``, ``fp16`` (FP16 weights) and ``int8`` files run at f32 inference precision on every
-    CPU; ``bf16`` runs an FP32 file in bf16. The call style is anomalib's:
-    ``openvino_inferencer("openvino_fp32/model.xml").predict(image)``.
+    CPU; ``bf16`` runs an FP32 file in bf16. The model is compiled for ``batch_size`` images per
+    call (any image size; ``None`` keeps the batch free, about 1.5x slower on a CPU). The call
+    style is anomalib's: ``openvino_inferencer("openvino_fp32/model.xml").predict(image)``.
 
     Raises:
         ValueError: An unknown precision, a file that stores another precision than asked, a
             device OpenVINO does not see, or bf16 where OpenVINO cannot run it.
         FileNotFoundError: No file at ``path``.
     """
-    from anomalib.deploy import OpenVINOInferencer
+    import openvino
 
     if precision not in PRECISIONS:
         msg = f"precision={precision!r}: choose from {list(PRECISIONS)}."
@@ -162,4 +193,18 @@ def openvino_inferencer(
         raise ValueError(msg)
     if inference_precision == "bf16" and (reason := bf16_unavailable_reason(device)):
         raise ValueError(reason)
-    return OpenVINOInferencer(path, device=device, config={**precision_config(inference_precision, device), **(config or {})})
+    with TemporaryDirectory() as folder:  # anomalib's inferencer takes a file or the IR's bytes
+        xml = Path(folder) / "model.xml"
+        openvino.save_model(read_model(path, batch_size), xml, compress_to_fp16=False)
+        model = (xml.read_bytes(), xml.with_suffix(".bin").read_bytes())
+    settings = {**precision_config(inference_precision, device), **(config or {})}
+    return FastFlowOpenVINOInferencer(model, device=device, config=settings)
+
+
+class FastFlowOpenVINOInferencer(OpenVINOInferencer):
+    """anomalib's ``OpenVINOInferencer``, naming each output by our graph's names (``output_name``)."""
+
+    @staticmethod
+    def post_process(predictions: "OVDict") -> dict:
+        """OpenVINO's outputs as ``{"pred_score": ..., "anomaly_map": ..., ...}``."""
+        return {output_name(names): value for names, value in zip(predictions.names(), predictions.to_tuple(), strict=True)}
