@@ -28,7 +28,7 @@ def provenance(program: str = "anomalib-fastflow") -> str:
         except PackageNotFoundError:
             return f"{package} not installed"
 
-    command = shlex.join([program, *sys.argv[1:]])
+    command = " ".join([program, shlex.join(sys.argv[1:])]).strip()
     machine = f"{describe_cpu()}, {os.cpu_count()} CPUs, Python {platform.python_version()}"
     return f"Made by `{command}` on {date.today().isoformat()} ({machine}; {', '.join(map(installed, PACKAGES))})."
 
