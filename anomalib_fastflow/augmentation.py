@@ -3,16 +3,19 @@
 Each training image gets ``num_views`` views: view 0 is the image itself; every other view flips
 and rotates it as the paper does (horizontal flip p=0.5, vertical flip p=0.3, rotation p=0.7), drawn
 once from a seed of (image path, view). A view is therefore the same in every epoch, which is what
-lets the backbone features of each view be cached. Rotations are by 90, 180 or 270 degrees, so a
+lets the backbone features of each view be cached. Paths count relative to the training images'
+common folder, so the same data trains the same way wherever it lives. Rotations are by 90, 180 or 270 degrees, so a
 view is lossless (no interpolation, no empty corners) and masks stay pixel-aligned with images.
 
 Per-category defaults follow the paper's remark that some MVTec AD categories must not be flipped or
 rotated (their orientation is part of what is normal, e.g. transistor): see ``SAFE_AUGMENTATIONS``.
 """
 
+import os
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal
 
 import torch
@@ -82,34 +85,43 @@ class TrainingViews:
         augmentation: Transform probabilities of every view but view 0.
         num_views: Views per image (1 with augmentation off: the image itself).
         seed: Seed mixed into every view's draw.
+        root: Folder the image paths are taken relative to (``common_folder`` of the training
+            images), so that views do not depend on where the dataset lives; None: paths as given.
     """
 
-    def __init__(self, augmentation: Augmentation, num_views: int, seed: int = 0) -> None:
+    def __init__(self, augmentation: Augmentation, num_views: int, seed: int = 0, root: Path | None = None) -> None:
         if num_views < 1:
             msg = f"augmentation_views must be at least 1, got {num_views}."
             raise ValueError(msg)
         self.augmentation = augmentation
         self.num_views = num_views if augmentation.enabled else 1
         self.seed = seed
+        self.root = root
 
-    def _draw(self, key: str, view: int) -> tuple[bool, bool, int]:
-        """(horizontal flip, vertical flip, quarter turns) of ``view`` of the image named ``key``."""
+    def key(self, path: str) -> str:
+        """The name an image's views are drawn from: its path relative to ``root``, with ``/``."""
+        if self.root is None:
+            return path
+        return Path(os.path.relpath(path, self.root)).as_posix()
+
+    def _draw(self, path: str, view: int) -> tuple[bool, bool, int]:
+        """(horizontal flip, vertical flip, quarter turns) of ``view`` of the image at ``path``."""
         if view == 0:
             return False, False, 0
-        generator = torch.Generator().manual_seed(zlib.crc32(f"{self.seed}/{key}/{view}".encode()))
+        generator = torch.Generator().manual_seed(zlib.crc32(f"{self.seed}/{self.key(path)}/{view}".encode()))
         draws = torch.rand(4, generator=generator).tolist()
         turns = 1 + int(draws[3] * 3) if draws[2] < self.augmentation.rotation else 0
         return draws[0] < self.augmentation.hflip, draws[1] < self.augmentation.vflip, turns
 
-    def views_for_epoch(self, keys: Sequence[str], epoch: int) -> list[int]:
+    def views_for_epoch(self, paths: Sequence[str], epoch: int) -> list[int]:
         """The view each image is trained on in ``epoch``: every view once per ``num_views`` epochs."""
-        return [(epoch + zlib.crc32(key.encode())) % self.num_views for key in keys]
+        return [(epoch + zlib.crc32(self.key(path).encode())) % self.num_views for path in paths]
 
-    def apply(self, images: torch.Tensor, keys: Sequence[str], views: Sequence[int]) -> torch.Tensor:
+    def apply(self, images: torch.Tensor, paths: Sequence[str], views: Sequence[int]) -> torch.Tensor:
         """Views of a batch ``(N, C, H, W)`` (masks ``(N, 1, H, W)`` too: same transform, same pixels)."""
         transformed = []
-        for image, key, view in zip(images, keys, views, strict=True):
-            hflip, vflip, turns = self._draw(key, view)
+        for image, path, view in zip(images, paths, views, strict=True):
+            hflip, vflip, turns = self._draw(path, view)
             if hflip:
                 image = image.flip(-1)
             if vflip:
@@ -118,3 +130,10 @@ class TrainingViews:
                 turns = 2  # a quarter turn would change a non-square image's shape
             transformed.append(image.rot90(turns, dims=(-2, -1)))
         return torch.stack(transformed)
+
+
+def common_folder(paths: Sequence[str]) -> Path | None:
+    """The deepest folder that holds every path (None for no paths)."""
+    if not paths:
+        return None
+    return Path(os.path.commonpath([os.path.dirname(os.path.abspath(path)) for path in paths]))

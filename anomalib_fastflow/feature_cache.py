@@ -6,11 +6,14 @@ Under DDP each process caches the samples of its own shard (``data.fixed_shards`
 """
 
 import hashlib
+import logging
 import shutil
 from collections.abc import Sequence
 from pathlib import Path
 
 import torch
+
+logger = logging.getLogger(__name__)
 
 CacheKey = tuple[str, int]  # (image path, view index)
 
@@ -21,12 +24,17 @@ class FeatureCache:
     Args:
         memory_budget_bytes: Bytes of features kept in memory; later samples go to ``spill_dir``.
         spill_dir: Folder for samples over the budget (created when needed, removed by ``clear``).
+            Whatever a previous run left there (one that was killed before it could clean up) is
+            deleted when the cache opens.
         dtype: Storage precision (features are returned in the precision they were given in).
     """
 
     def __init__(self, memory_budget_bytes: int, spill_dir: Path, dtype: torch.dtype = torch.float16) -> None:
         self.memory_budget_bytes = memory_budget_bytes
         self.spill_dir = Path(spill_dir)
+        if self.spill_dir.exists():
+            logger.info("Removing the feature cache a previous run left in %s", self.spill_dir)
+            shutil.rmtree(self.spill_dir)
         self.dtype = dtype
         self.memory_bytes = 0
         self._in_memory: dict[CacheKey, list[torch.Tensor]] = {}

@@ -28,7 +28,7 @@ from lightning.pytorch.utilities.types import STEP_OUTPUT, OptimizerLRScheduler
 from torchvision.transforms.v2 import Compose, Normalize, Resize
 
 from .anomaly_map import Fusion, Likelihood
-from .augmentation import AugmentationChoice, TrainingViews, resolve_augmentation
+from .augmentation import AugmentationChoice, TrainingViews, common_folder, resolve_augmentation
 from .backbones import OFFLINE_BACKBONE, PRETRAINED_WEIGHTS, normalization, resolve_preset
 from .callbacks import FixedTrainingShards, ValidateAfterLastEpoch
 from .data.cached_views import CachedViewsDataset
@@ -181,7 +181,9 @@ class FastFlow(AnomalibModule):
             return
         datamodule = self.trainer.datamodule
         augmentation = resolve_augmentation(self.hparams.augmentation, getattr(datamodule, "category", None))
-        self.training_views = TrainingViews(augmentation, self.hparams.augmentation_views)
+        train_data = getattr(datamodule, "train_data", None)
+        paths = list(train_data.samples["image_path"]) if isinstance(train_data, AnomalibDataset) else []
+        self.training_views = TrainingViews(augmentation, self.hparams.augmentation_views, root=common_folder(paths))
         logger.info("Training views: %d per image, %s", self.training_views.num_views, augmentation)
         if not self.hparams.cache_features:
             return
@@ -193,8 +195,8 @@ class FastFlow(AnomalibModule):
             return
         spill_dir = Path(self.trainer.default_root_dir) / "feature_cache" / f"rank{self.trainer.global_rank}"
         self.feature_cache = FeatureCache(int(self.hparams.cache_memory_gb * 2**30), spill_dir)
-        if isinstance(getattr(datamodule, "train_data", None), AnomalibDataset):
-            self.cached_views_dataset = CachedViewsDataset(datamodule.train_data, self.training_views)
+        if isinstance(train_data, AnomalibDataset):
+            self.cached_views_dataset = CachedViewsDataset(train_data, self.training_views)
             datamodule.train_data = self.cached_views_dataset
 
     def on_train_epoch_start(self) -> None:

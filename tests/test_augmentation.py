@@ -1,5 +1,7 @@
 """Training views: the paper's flips and rotations, fixed per view, masks aligned, safe per category."""
 
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -7,6 +9,7 @@ from anomalib_fastflow.augmentation import (
     NO_AUGMENTATION,
     PAPER_AUGMENTATION,
     TrainingViews,
+    common_folder,
     resolve_augmentation,
 )
 
@@ -56,3 +59,16 @@ def test_per_category_defaults_follow_the_paper() -> None:
     assert resolve_augmentation("paper", "transistor") == PAPER_AUGMENTATION
     with pytest.raises(ValueError, match="augmentation='flips' is not one of"):
         resolve_augmentation("flips", "carpet")
+
+
+def test_views_are_drawn_from_paths_relative_to_the_training_folder() -> None:
+    images = torch.rand(len(KEYS), 3, 8, 8)
+    here = TrainingViews(PAPER_AUGMENTATION, 4, root=Path("/data/here"))
+    there = TrainingViews(PAPER_AUGMENTATION, 4, root=Path("/mnt/there/copy"))
+    here_paths = [f"/data/here/{key}" for key in KEYS]
+    there_paths = [f"/mnt/there/copy/{key}" for key in KEYS]
+    assert here.key(here_paths[0]) == KEYS[0]
+    assert here.views_for_epoch(here_paths, 5) == there.views_for_epoch(there_paths, 5)
+    views = [1 + index % 3 for index in range(len(KEYS))]
+    assert torch.equal(here.apply(images, here_paths, views), there.apply(images, there_paths, views))
+    assert common_folder(["/data/here/train/good/0.png", "/data/here/train/good/1.png"]) == Path("/data/here/train/good")

@@ -147,3 +147,13 @@ def test_a_fit_reads_each_training_image_once_and_trains_as_if_it_read_them_all(
         weights.append(model.model.flows.state_dict())
     for name, tensor in weights[0].items():
         torch.testing.assert_close(tensor, weights[1][name], atol=0, rtol=0)
+
+
+def test_a_spill_left_by_a_killed_run_is_removed_when_the_next_cache_opens(tmp_path: Path) -> None:
+    spill = tmp_path / "feature_cache" / "rank0"
+    spill.mkdir(parents=True)
+    (spill / "stale.pt").write_bytes(b"left by a run that was killed")
+    cache = FeatureCache(0, spill)
+    assert not spill.exists() and len(cache) == 0
+    cache.store([("a.png", 0)], [torch.ones(1, 2, 4, 4)])
+    assert [path.name for path in spill.iterdir()] != ["stale.pt"] and cache.spilled == 1

@@ -2,6 +2,7 @@
 
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -9,7 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 from anomalib.engine import Engine
-from lightning.pytorch import Callback, LightningModule, Trainer
+from lightning.pytorch import Callback, LightningModule, Trainer, seed_everything
 from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 from torch.utils.data import DistributedSampler
 
@@ -120,3 +121,17 @@ def test_fixed_shards_partition_the_data_and_keep_it_across_epochs() -> None:
     dealt_anew = DistributedSampler(dataset, num_replicas=2, rank=0, seed=3)
     dealt_anew.set_epoch(1)
     assert set(dealt_anew) != shards[0]  # what Lightning's sampler alone does in epoch 1
+
+
+def _trained_flows(data: Path, root: Path) -> dict[str, torch.Tensor]:
+    seed_everything(0, workers=True)
+    model = FastFlow(flow_steps=2, augmentation="paper")
+    datamodule = MVTec(root=data, category="brick", train_batch_size=4, eval_batch_size=4, num_workers=0, seed=0)
+    Engine(max_epochs=3, default_root_dir=root, logger=False, limit_val_batches=0).fit(model, datamodule=datamodule)
+    return {key: value.clone() for key, value in model.model.flows.state_dict().items()}
+
+
+def test_a_dataset_copied_elsewhere_trains_to_identical_weights(tiny_dataset: Path, tmp_path: Path) -> None:
+    copy = shutil.copytree(tiny_dataset, tmp_path / "somewhere" / "else" / "data")
+    here, there = _trained_flows(tiny_dataset, tmp_path / "here"), _trained_flows(copy, tmp_path / "there")
+    assert all(torch.equal(here[key], there[key]) for key in here)
