@@ -31,8 +31,10 @@ VARIANTS = {
 
 
 @torch.inference_mode()
-def anomaly_maps(model: FastFlowModel, images: torch.Tensor, backbone: bool, flows: bool, latents_bf16: bool) -> torch.Tensor:
-    """Unsmoothed ``(N, 1, H, W)`` maps of pre-processed ``images``, parts of the model under bf16 autocast."""
+def anomaly_maps(
+    model: FastFlowModel, images: torch.Tensor, backbone: bool, flows: bool, latents_bf16: bool
+) -> torch.Tensor:
+    """Unsmoothed ``(N, 1, H, W)`` maps of pre-processed ``images``, parts of the model in bf16 autocast."""
     maps = []
     for batch in images.split(8):
         with torch.autocast("cpu", torch.bfloat16, enabled=backbone):
@@ -46,7 +48,9 @@ def anomaly_maps(model: FastFlowModel, images: torch.Tensor, backbone: bool, flo
 
 def main() -> None:
     """Print a Markdown table of the variants."""
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--ckpt_path", type=Path, required=True)
     parser.add_argument("--data_root", type=Path, required=True)
     parser.add_argument("--category", required=True)
@@ -62,7 +66,10 @@ def main() -> None:
         maps = anomaly_maps(model.model, inputs, *parts).numpy()
         difference = np.abs(maps - reference)
         scores = maps.reshape(len(maps), -1).max(axis=1)
-        print(f"| {name} | {difference.max() / span:.2e} | {difference.mean() / span:.2e} | {image_auroc(scores, labels):.4f} |")
+        print(
+            f"| {name} | {difference.max() / span:.2e} | {difference.mean() / span:.2e} "
+            f"| {image_auroc(scores, labels):.4f} |"
+        )
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""Eager time of the flows and map on top of the same backbone features: ours vs anomalib's Fastflow, interleaved.
+"""Eager time of the flows and map on the same backbone features: ours vs anomalib's Fastflow, interleaved.
 
     python benchmarks/head_time.py --backbone resnet18 --repeats 21
 
@@ -23,7 +23,9 @@ from anomalib_fastflow.benchmark.report import provenance
 
 def main() -> None:
     """Print medians (min-max) and the ratios ours / anomalib's."""
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--backbone", default="resnet18")
     parser.add_argument("--repeats", type=int, default=21)
     args = parser.parse_args()
@@ -39,7 +41,10 @@ def main() -> None:
         return lambda: model.anomaly_map_generator(model.encode(features)[0])
 
     def their_flows() -> list[torch.Tensor]:
-        return [flow(norm(feature))[0] for feature, norm, flow in zip(features, theirs.norms, theirs.fast_flow_blocks, strict=True)]
+        return [
+            flow(norm(feature))[0]
+            for feature, norm, flow in zip(features, theirs.norms, theirs.fast_flow_blocks, strict=True)
+        ]
 
     def smoothed_head() -> object:
         from anomalib_fastflow.anomaly_map import image_score, smooth_map
@@ -66,11 +71,17 @@ def main() -> None:
                 times[name].append(1000 * (time.perf_counter() - start))
     medians = {name: statistics.median(values) for name, values in times.items()}
     print(provenance("python benchmarks/head_time.py"), "\n")
-    print(f"{args.backbone} preset, batch 1, {torch.get_num_threads()} threads, median (min-max) of {args.repeats} interleaved runs.\n")
+    print(
+        f"{args.backbone} preset, batch 1, {torch.get_num_threads()} threads, "
+        f"median (min-max) of {args.repeats} interleaved runs.\n"
+    )
     print("| head | ms | ours / anomalib's |\n|---|---|---|")
     for name, values in times.items():
         theirs_name = "anomalib: flows" if name.endswith(": flows") else "anomalib: flows + map"
-        print(f"| {name} | {medians[name]:.1f} ({min(values):.1f}-{max(values):.1f}) | {medians[name] / medians[theirs_name]:.2f}x |")
+        print(
+            f"| {name} | {medians[name]:.1f} ({min(values):.1f}-{max(values):.1f}) "
+            f"| {medians[name] / medians[theirs_name]:.2f}x |"
+        )
 
 
 if __name__ == "__main__":

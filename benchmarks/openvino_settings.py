@@ -6,8 +6,8 @@ Exports one FastFlow (random weights: latency does not depend on their values) t
 OpenVINO FP32 IR, then times, at batch 1 and 8 on the same images with the runtimes taking turns:
 torch eager, ONNX Runtime, and OpenVINO compiled from the IR with each setting in ``VARIANTS``
 (inference precision f32 unless the row says bf16; the IR's input is ``(-1, 3, -1, -1)``, any
-batch and image size, and each variant fixes some of those axes before compiling). Prints a Markdown table with the
-CPU named and writes it to ``<output>/openvino_settings.md``.
+batch and image size, and each variant fixes some of those axes before compiling). Prints a
+Markdown table with the CPU named and writes it to ``<output>/openvino_settings.md``.
 """
 
 import argparse
@@ -43,13 +43,17 @@ VARIANTS: dict[str, tuple[dict[str, object], bool, bool]] = {
 class _Compiled:
     """The IR compiled at f32 (or ``inference_precision``) with the given config and input shape."""
 
-    def __init__(self, path: Path, config: dict, shape: list[int] | None, inference_precision: str = "f32") -> None:
+    def __init__(
+        self, path: Path, config: dict, shape: list[int] | None, inference_precision: str = "f32"
+    ) -> None:
         import openvino
 
         model = read_model(path)
         if shape is not None:
             model.reshape({model.inputs[0]: openvino.PartialShape(shape)})
-        self.model = openvino.Core().compile_model(model, "CPU", {**precision_config(inference_precision), **config})
+        self.model = openvino.Core().compile_model(
+            model, "CPU", {**precision_config(inference_precision), **config}
+        )
         self.precision = compiled_precision(self.model)
 
     def __call__(self, images: np.ndarray) -> dict[str, np.ndarray]:
@@ -60,18 +64,25 @@ class _Compiled:
 def runtimes_for(model: FastFlow, paths: dict[str, Path], batch_size: int) -> dict[str, Runtime]:
     """Every runtime and OpenVINO variant of ``model`` (exported to ``paths``), loaded for ``batch_size``."""
     size = list(model.input_size)
-    runtimes: dict[str, Runtime] = {"torch eager": TorchRuntime(model), "onnxruntime": OnnxRuntime(paths["onnx"])}
+    runtimes: dict[str, Runtime] = {
+        "torch eager": TorchRuntime(model),
+        "onnxruntime": OnnxRuntime(paths["onnx"]),
+    }
     for name, (config, fixed_batch, fixed_size) in VARIANTS.items():
         shape = [batch_size if fixed_batch else -1, 3, *(size if fixed_size else [-1, -1])]
         runtimes[name] = _Compiled(paths["openvino_fp32"], config, shape)
     if bf16_unavailable_reason() is None:
-        runtimes["openvino bf16, batch fixed"] = _Compiled(paths["openvino_fp32"], {}, [batch_size, 3, -1, -1], "bf16")
+        runtimes["openvino bf16, batch fixed"] = _Compiled(
+            paths["openvino_fp32"], {}, [batch_size, 3, -1, -1], "bf16"
+        )
     return runtimes
 
 
 def main() -> None:
-    """Print and write the table: runtime, precision, batch 1 and batch 8 median ms (min-max), ratio to ONNX Runtime."""
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    """Print and write the table: runtime, precision, batch 1 and 8 median ms (min-max), ratio to ORT."""
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--backbone", default="tf_efficientnet_lite0")
     parser.add_argument("--output", type=Path, default=Path("results/openvino_settings"))
     parser.add_argument("--repeats", type=int, default=20)
@@ -83,11 +94,15 @@ def main() -> None:
     results = {}
     for batch_size in (1, 8):
         runtimes = runtimes_for(model, paths, batch_size)
-        results[batch_size] = (runtimes, measure_latencies(runtimes, images, batch_size, args.repeats, warmup=3))
+        results[batch_size] = (
+            runtimes,
+            measure_latencies(runtimes, images, batch_size, args.repeats, warmup=3),
+        )
     lines = [
         provenance("python benchmarks/openvino_settings.py"),
         "",
-        f"{args.backbone} preset, random weights, {torch.get_num_threads()} torch threads, median (min-max) of {args.repeats}.",
+        f"{args.backbone} preset, random weights, {torch.get_num_threads()} torch threads, "
+        f"median (min-max) of {args.repeats}.",
         "",
         "| runtime | runs in | batch 1 ms | batch 8 ms | batch 1 vs ONNX Runtime | batch 8 vs ONNX Runtime |",
         "|---|---|---|---|---|---|",

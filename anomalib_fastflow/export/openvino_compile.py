@@ -43,7 +43,14 @@ VIRTUAL_DEVICES = ("AUTO", "MULTI", "HETERO", "BATCH")
 # names (a folded layer's too, as it does at a fixed batch), so outputs are named by these.
 OUTPUT_NAMES = ("pred_score", "pred_label", "anomaly_map", "pred_mask")
 COMPUTE_LAYERS = ("Convolution", "GroupConvolution", "FullyConnected", "MatMul", "Deconvolution")
-PRECISION_NAMES = {"f32": "f32", "float32": "f32", "bf16": "bf16", "bfloat16": "bf16", "f16": "f16", "float16": "f16"}
+PRECISION_NAMES = {
+    "f32": "f32",
+    "float32": "f32",
+    "bf16": "bf16",
+    "bfloat16": "bf16",
+    "f16": "f16",
+    "float16": "f16",
+}
 
 
 def output_name(names: set[str]) -> str:
@@ -77,7 +84,7 @@ def check_device(device: str) -> None:
 
 
 def read_model(path: Path | str, batch_size: int | None = None) -> "openvino.Model":
-    """The model in ``path`` (IR ``.xml`` or ``.onnx``), its input's batch axis fixed to ``batch_size`` (None: as saved)."""
+    """The model in ``path`` (IR or ONNX), its batch axis fixed to ``batch_size`` (None: as saved)."""
     import openvino
 
     model = openvino.Core().read_model(str(path))
@@ -95,7 +102,7 @@ def compile_model(
     config: dict | None = None,
     batch_size: int | None = None,
 ) -> "openvino.CompiledModel":
-    """``path`` compiled for ``device`` at ``inference_precision`` and ``batch_size``; ``config`` adds to it."""
+    """``path`` compiled for ``device`` at ``inference_precision`` and ``batch_size``, plus ``config``."""
     import openvino
 
     check_device(device)
@@ -104,7 +111,7 @@ def compile_model(
 
 
 def compiled_precision(compiled: "openvino.CompiledModel") -> str:
-    """The activations' type at the compiled model's convolutions and matrix products: ``f32``, ``bf16``, ``u8``...
+    """The activations' type at the compiled model's convolutions and matrix products (``f32``, ``bf16``...).
 
     Read from the runtime graph (the type of each such layer's data input: an FP16 IR compiled
     at f32 shows ``f16`` as the layers' ``runtimePrecision``, for their weights, but runs ``f32``
@@ -152,7 +159,9 @@ def bf16_unavailable_reason(device: str = "CPU") -> str | None:
 
     image = ops.parameter([1, 16], np.float32)
     product = ops.matmul(image, ops.constant(np.ones((16, 16), np.float32)), False, False)
-    compiled = openvino.Core().compile_model(openvino.Model([product], [image]), device, precision_config("bf16", device))
+    compiled = openvino.Core().compile_model(
+        openvino.Model([product], [image]), device, precision_config("bf16", device)
+    )
     if compiled_precision(compiled) == "bf16":
         return None
     return f"OpenVINO runs no bf16 on {device} of this machine ({describe_cpu()})."
@@ -189,7 +198,10 @@ def openvino_inferencer(
     stored, inference_precision = PRECISIONS[precision]
     found = weights_precision(path)
     if found != stored:
-        msg = f"{path} holds a {found.upper()} model, but precision={precision!r} asks for a {stored.upper()} one."
+        msg = (
+            f"{path} holds a {found.upper()} model, "
+            f"but precision={precision!r} asks for a {stored.upper()} one."
+        )
         raise ValueError(msg)
     if inference_precision == "bf16" and (reason := bf16_unavailable_reason(device)):
         raise ValueError(reason)
@@ -207,4 +219,7 @@ class FastFlowOpenVINOInferencer(OpenVINOInferencer):
     @staticmethod
     def post_process(predictions: "OVDict") -> dict:
         """OpenVINO's outputs as ``{"pred_score": ..., "anomaly_map": ..., ...}``."""
-        return {output_name(names): value for names, value in zip(predictions.names(), predictions.to_tuple(), strict=True)}
+        return {
+            output_name(names): value
+            for names, value in zip(predictions.names(), predictions.to_tuple(), strict=True)
+        }

@@ -49,7 +49,8 @@ class TorchRuntime:
     def __init__(self, model: AnomalibModule, autocast_dtype: torch.dtype | None = None) -> None:
         self.model = model.eval()
         self.autocast_dtype = autocast_dtype
-        self.precision = "f32" if autocast_dtype is None else f"{str(autocast_dtype).removeprefix('torch.')} autocast"
+        dtype_name = str(autocast_dtype).removeprefix("torch.")
+        self.precision = "f32" if autocast_dtype is None else f"{dtype_name} autocast"
 
     @torch.inference_mode()
     def __call__(self, images: np.ndarray) -> dict[str, np.ndarray]:
@@ -105,9 +106,14 @@ class OpenVINORuntime:
     """
 
     def __init__(
-        self, path: Path, device: str = "CPU", inference_precision: InferencePrecision = "f32", config: dict | None = None
+        self,
+        path: Path,
+        device: str = "CPU",
+        inference_precision: InferencePrecision = "f32",
+        config: dict | None = None,
     ) -> None:
-        self.path, self.device, self.inference_precision, self.config = path, device, inference_precision, config
+        self.path, self.device, self.config = path, device, config
+        self.inference_precision = inference_precision
         self.compiled = {1: compile_model(path, device, inference_precision, config, batch_size=1)}
         self.precision = compiled_precision(self.compiled[1])
 
