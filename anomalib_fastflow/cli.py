@@ -3,6 +3,7 @@
 Subcommands:
     demo              build the demo dataset, train and test FastFlow on each category, print AUROCs
     build-demo-data   write the demo dataset only
+    disturb           write a non-aligned (disturbed) copy of a dataset's test split (paper Sec. 8)
     export            export a checkpoint to ONNX / OpenVINO / TensorRT and report parity and latency
     compare-training  train ours and anomalib's Fastflow side by side: accuracy, time, memory
     benchmark         the paper's comparison (Tables 1 and 2) with PatchCore, CFlow and Fastflow
@@ -26,7 +27,16 @@ from .benchmark.versus_anomalib import compare_with_anomalib_fastflow
 from .data import MVTec, build_demo_dataset
 from .data.arrays import split_arrays
 from .data.demo import TEXTURES
-from .export import FORMATS, ParityRow, TorchRuntime, export_formats, format_report, load_runtime, parity_report
+from .data.disturbed import Disturbance, write_disturbed_copy
+from .export import (
+    FORMATS,
+    ParityRow,
+    TorchRuntime,
+    export_formats,
+    format_report,
+    load_runtime,
+    parity_report,
+)
 from .export.exporter import load_checkpoint
 from .export.runtimes import torch_bf16_unavailable_reason
 from .lightning_model import FastFlow
@@ -102,6 +112,35 @@ def demo(
 def build_demo_data(root: Path = Path("datasets/demo"), seed: int = 0) -> Path:
     """Write the demo dataset (MVTec AD layout) under ``root`` and return it."""
     return build_demo_dataset(root, seed=seed)
+
+
+def disturb(
+    root: Path,
+    output: Path,
+    categories: list[str],
+    copies: int = 4,
+    seed: int = 0,
+    disturbance: Disturbance = Disturbance(),
+) -> dict[str, int]:
+    """Write a non-aligned copy of an MVTec-AD-layout dataset: the paper's disturbed test sets (Sec. 8).
+
+    Each test image (and its mask) is written ``copies`` times under a random zoom (ratio 0.85),
+    rotation (+-15 degrees) and translation (+-0.15 of the size); training images are copied
+    unchanged. Test any anomalib model on it with ``anomalib test ... --data MVTec --data.root
+    <output> --data.category <category>``. See ``data.disturbed`` for the layout and the fill.
+
+    Args:
+        root: Dataset root in MVTec AD layout (``<root>/<category>/test/<defect>/...``).
+        output: Root of the disturbed copy (its categories are replaced).
+        categories: Categories to copy.
+        copies: Disturbed copies per test image (the paper: 4).
+        seed: Seed of the transforms; the same seed writes the same files.
+        disturbance: Ranges and fill, e.g. ``--disturbance.max_rotation 10 --disturbance.fill black``.
+    """
+    written = write_disturbed_copy(root, output, categories, copies, seed, disturbance)
+    for category, count in written.items():
+        print(f"{category}: {count} disturbed test images in {Path(output) / category / 'test'}")
+    return written
 
 
 def export(
@@ -241,6 +280,7 @@ def main() -> None:
         {
             "demo": demo,
             "build-demo-data": build_demo_data,
+            "disturb": disturb,
             "export": export,
             "compare-training": compare_training,
             "benchmark": benchmark,

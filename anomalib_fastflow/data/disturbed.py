@@ -1,0 +1,162 @@
+"""Non-aligned test sets (paper Sec. 8): each test image, and its mask, under random zoom, rotation and shift.
+
+The paper disturbs the test images of MVTec AD with a random zoom in or out by a ratio of 0.85,
+a rotation within +-15 degrees and a translation within 0.15 of the image size, and expands the
+test set 4x. ``write_disturbed_copy`` writes such a copy of any MVTec-AD-layout dataset (MVTec AD,
+BTAD, VisA in MVTec layout, a Folder dataset laid out that way, our demo) so that any anomalib
+model can be tested on it with ``anomalib test --data MVTec --data.root <copy>``:
+
+    <output>/<category>/train/...                         copied unchanged (training is never disturbed)
+    <output>/<category>/test/<defect>/<stem>_d<k>.png     k = 0 .. copies - 1
+    <output>/<category>/ground_truth/<defect>/<stem>_d<k>_mask.png
+
+Image and mask get the same affine transform (bilinear for the image, nearest neighbour for the
+mask, which stays binary). The area a transform brings in from outside the image is filled with
+the image's mean colour (or black, ``fill="black"``) and is never marked defective; good images
+stay good. Each copy's transform is drawn from ``(seed, the image's path relative to the dataset,
+k)``: the same seed writes the same files.
+"""
+
+import shutil
+import zlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import torch
+from PIL import Image
+from torchvision.transforms.v2 import InterpolationMode
+from torchvision.transforms.v2.functional import affine, pil_to_tensor
+
+Fill = Literal["mean", "black"]
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
+
+
+@dataclass(frozen=True)
+class Disturbance:
+    """Ranges of the random transforms (the paper's by default).
+
+    Attributes:
+        zoom_ratio: Scale drawn log-uniformly from ``[zoom_ratio, 1 / zoom_ratio]`` (0.85: zoom out
+            to 85% or in to 118%).
+        max_rotation: Rotation drawn uniformly from ``[-max_rotation, max_rotation]`` degrees.
+        max_translation: Shift along each axis drawn uniformly from ``[-t, t]`` times the image size.
+        fill: What fills the area brought in from outside the image: its ``mean`` colour or ``black``.
+    """
+
+    zoom_ratio: float = 0.85
+    max_rotation: float = 15.0
+    max_translation: float = 0.15
+    fill: Fill = "mean"
+
+
+@dataclass(frozen=True)
+class AffineParams:
+    """One drawn transform: rotation in degrees, shift in pixels ``(x, y)``, scale, about the image centre."""
+
+    angle: float
+    translate: tuple[float, float]
+    scale: float
+
+
+def draw_params(disturbance: Disturbance, size: tuple[int, int], key: str) -> AffineParams:
+    """The transform for ``key`` (e.g. ``"0/test/hole/000.png/2"``) of an image of ``size = (H, W)``."""
+    rng = np.random.default_rng(zlib.crc32(key.encode()))
+    log_zoom = abs(np.log(disturbance.zoom_ratio))
+    height, width = size
+    shift = disturbance.max_translation
+    return AffineParams(
+        angle=float(rng.uniform(-disturbance.max_rotation, disturbance.max_rotation)),
+        translate=(float(rng.uniform(-shift, shift) * width), float(rng.uniform(-shift, shift) * height)),
+        scale=float(np.exp(rng.uniform(-log_zoom, log_zoom))),
+    )
+
+
+def disturb(
+    image: torch.Tensor, mask: torch.Tensor | None, params: AffineParams, fill: Fill = "mean"
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """``(C, H, W)`` uint8 image and ``(1, H, W)`` uint8 mask (or None) under the same affine transform."""
+    colour = image.float().mean(dim=(-2, -1)).tolist() if fill == "mean" else [0.0] * image.shape[0]
+    settings = {
+        "angle": params.angle,
+        "translate": list(params.translate),
+        "scale": params.scale,
+        "shear": [0.0, 0.0],
+    }
+    moved = affine(image, **settings, interpolation=InterpolationMode.BILINEAR, fill=colour)
+    if mask is None:
+        return moved, None
+    return moved, affine(mask, **settings, interpolation=InterpolationMode.NEAREST, fill=[0.0])
+
+
+def _mask_path(root: Path, image: Path) -> Path | None:
+    """The ground-truth mask of a defective test image (``<stem>_mask.<ext>`` or ``<stem>.<ext>``), if any."""
+    folder = root / "ground_truth" / image.parent.name
+    for candidate in sorted(folder.glob(f"{image.stem}*")) if folder.is_dir() else []:
+        if candidate.stem in (f"{image.stem}_mask", image.stem):
+            return candidate
+    return None
+
+
+def write_disturbed_copy(
+    root: Path,
+    output: Path,
+    categories: Sequence[str],
+    copies: int = 4,
+    seed: int = 0,
+    disturbance: Disturbance = Disturbance(),
+) -> dict[str, int]:
+    """Write the disturbed copy of ``categories`` under ``output``; return test images written per category.
+
+    Raises:
+        FileNotFoundError: A category has no ``test`` folder under ``root``.
+        ValueError: ``copies`` is below 1, or a defective test image has no mask (naming it).
+    """
+    if copies < 1:
+        msg = f"copies={copies}: write at least one disturbed copy of each test image."
+        raise ValueError(msg)
+    written = {}
+    for category in categories:
+        source, target = Path(root) / category, Path(output) / category
+        test_folder = source / "test"
+        if not test_folder.is_dir():
+            msg = f"No test folder at {test_folder}: give the root of an MVTec-AD-layout dataset."
+            raise FileNotFoundError(msg)
+        if target.exists():
+            shutil.rmtree(target)
+        if (source / "train").is_dir():
+            shutil.copytree(source / "train", target / "train")
+        images = sorted(path for path in test_folder.rglob("*") if path.suffix.lower() in IMAGE_SUFFIXES)
+        for path in images:
+            written[category] = written.get(category, 0) + copies
+            _write_copies(source, target, path, copies, seed, disturbance)
+    return written
+
+
+def _write_copies(
+    source: Path, target: Path, path: Path, copies: int, seed: int, disturbance: Disturbance
+) -> None:
+    """Write ``copies`` disturbed versions of one test image (and of its mask, for a defective one)."""
+    defect = path.parent.name
+    mask_file = _mask_path(source, path) if defect != "good" else None
+    if defect != "good" and mask_file is None:
+        msg = f"{path} is a defective test image without a mask in {source / 'ground_truth' / defect}."
+        raise ValueError(msg)
+    image = pil_to_tensor(Image.open(path).convert("RGB"))
+    mask = pil_to_tensor(Image.open(mask_file).convert("L")) if mask_file else None
+    if mask is not None:
+        mask = (mask > 0).to(torch.uint8) * 255
+    relative = path.relative_to(source).as_posix()
+    for copy in range(copies):
+        params = draw_params(disturbance, tuple(image.shape[-2:]), f"{seed}/{relative}/{copy}")
+        moved, moved_mask = disturb(image, mask, params, disturbance.fill)
+        name = f"{path.stem}_d{copy}"
+        image_out = target / "test" / defect / f"{name}.png"
+        image_out.parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(moved.permute(1, 2, 0).numpy()).save(image_out)
+        if moved_mask is not None:
+            mask_out = target / "ground_truth" / defect / f"{name}_mask.png"
+            mask_out.parent.mkdir(parents=True, exist_ok=True)
+            Image.fromarray(moved_mask[0].numpy()).save(mask_out)
