@@ -143,6 +143,50 @@ def test_cli_commands_have_their_documented_names(tmp_path: Path, monkeypatch) -
     assert calls == [(tmp_path / "demo", 0)]
 
 
+def test_grid_also_tests_on_the_disturbed_copy(tiny_dataset: Path, tmp_path: Path, monkeypatch) -> None:
+    config = BenchmarkConfig(
+        models=["fastflow"],
+        backbones=["tf_efficientnet_lite0"],
+        data=DataSpec("MVTec", tiny_dataset, ["brick"], batch_size=4),
+        epochs={"fastflow": 1},
+        runtimes={},
+        model_options={"fastflow": {"flow_steps": 2}},
+        test_sets=["aligned", "disturbed"],
+        disturbed_copies=2,
+        output=tmp_path / "bench",
+    )
+    accuracy, cost = run_grid(config)
+    rows = {row["test_set"]: row for row in accuracy}
+    assert set(rows) == {"aligned", "disturbed"} and all(row["status"] == "ok" for row in rows.values())
+    metrics = ("image_AUROC", "pixel_AUROC", "pixel_AUPRO")
+    assert all(0 <= float(rows["disturbed"][name]) <= 1 for name in metrics)
+    assert rows["disturbed"]["image_AUROC"] != rows["aligned"]["image_AUROC"] or (
+        rows["disturbed"]["pixel_AUROC"] != rows["aligned"]["pixel_AUROC"]
+    )  # another test set, not the aligned one again
+    test_images = list((tiny_dataset / "brick" / "test").rglob("*.png"))
+    disturbed = list((tmp_path / "bench" / "disturbed_data" / "brick" / "test").rglob("*.png"))
+    assert len(disturbed) == 2 * len(test_images)
+
+    report = write_report(accuracy, cost, tmp_path / "bench", "# test")
+    assert "## Aligned against disturbed" in report
+    assert "| fastflow | tf_efficientnet_lite0 | 1 |" in report
+
+    def must_not_train(*args: object, **kwargs: object) -> None:
+        raise AssertionError("a finished run was trained again")
+
+    monkeypatch.setattr(grid_module, "train_and_test", must_not_train)
+    with (tmp_path / "bench" / "accuracy.csv").open() as file:  # a file written before test sets existed
+        rows = [row for row in csv.DictReader(file) if row["test_set"] == "aligned"]
+    old = [{name: value for name, value in row.items() if name != "test_set"} for row in rows]
+    with (tmp_path / "bench" / "accuracy.csv").open("w", newline="") as file:
+        writer = csv.DictWriter(file, fieldnames=list(old[0]))
+        writer.writeheader()
+        writer.writerows(old)
+    config.test_sets = ["aligned"]
+    resumed, _ = run_grid(config)  # its runs count as aligned: nothing is trained again
+    assert [row["test_set"] for row in resumed] == ["aligned"]
+
+
 BENCHMARK_CONFIGS = sorted((Path(__file__).parents[1] / "configs" / "benchmark").glob("*.yaml"))
 
 

@@ -1,5 +1,6 @@
 """Non-aligned (disturbed) test sets: image and mask move together, the layout anomalib reads, determinism."""
 
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -125,3 +126,22 @@ def test_the_disturb_command_writes_the_copy(tmp_path: Path, monkeypatch: pytest
     main()
     assert "parts: 8 disturbed test images" in capsys.readouterr().out
     assert len(list((tmp_path / "out" / "parts" / "test").rglob("*.png"))) == 8
+
+
+def test_btad_layout_keeps_its_mask_names_and_reads_in_anomalib(tmp_path: Path) -> None:
+    from anomalib.data.datasets import BTechDataset
+
+    source = _dataset(tmp_path / "mvtec") / "parts"
+    btad = tmp_path / "btad" / "01"
+    for old, new in (("train/good", "train/ok"), ("test/good", "test/ok"), ("test/square", "test/ko")):
+        shutil.copytree(source / old, btad / new)
+    for mask in (source / "ground_truth" / "square").iterdir():
+        (btad / "ground_truth" / "ko").mkdir(parents=True, exist_ok=True)
+        shutil.copy(mask, btad / "ground_truth" / "ko" / mask.name.replace("_mask", ""))
+    write_disturbed_copy(tmp_path / "btad", tmp_path / "out", ["01"], copies=2)
+    masks = sorted(p.name for p in (tmp_path / "out" / "01" / "ground_truth" / "ko").iterdir())
+    assert masks == ["000_d0.png", "000_d1.png", "001_d0.png", "001_d1.png"]
+    dataset = BTechDataset(root=tmp_path / "out", category="01", split="test")
+    assert len(dataset) == 8 and int(sum(item.gt_label for item in dataset)) == 4
+    for item in dataset:
+        assert item.gt_mask.any() == bool(item.gt_label)

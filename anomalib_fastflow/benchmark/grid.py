@@ -6,6 +6,7 @@ a run that fails is recorded with its error and the grid goes on.
 
 import copy
 import csv
+import dataclasses
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -15,6 +16,7 @@ from typing import Literal
 
 import numpy as np
 import torch
+from anomalib.data import AnomalibDataModule
 from anomalib.metrics import AUPRO, AUROC, Evaluator
 from anomalib.models.components import AnomalibModule
 from rich.console import Console
@@ -22,6 +24,7 @@ from rich.progress import Progress
 
 from ..backbones import OFFLINE_BACKBONE, PRETRAINED_WEIGHTS
 from ..data.arrays import split_arrays
+from ..data.disturbed import Disturbance, write_disturbed_copy
 from ..lightning_model import FastFlow
 from .baselines import anomalib_cflow, anomalib_fastflow, anomalib_patchcore
 from .datasets import DataSpec
@@ -30,6 +33,7 @@ from .training import seeded, train_and_test
 
 ModelName = Literal["fastflow", "anomalib_fastflow", "anomalib_patchcore", "anomalib_cflow"]
 RuntimeName = Literal["torch", "onnxruntime", "openvino", "tensorrt", "tensorrt_fp16"]
+TestSet = Literal["aligned", "disturbed"]
 
 
 def fastflow(backbone: str, weights: str = PRETRAINED_WEIGHTS, **kwargs: object) -> FastFlow:
@@ -44,7 +48,7 @@ BUILDERS: dict[str, Callable[..., AnomalibModule]] = {
     "anomalib_cflow": anomalib_cflow,
 }
 ACCURACY_FIELDS = (
-    "model", "backbone", "category", "status", "image_AUROC", "pixel_AUROC", "pixel_AUPRO",
+    "model", "backbone", "category", "test_set", "status", "image_AUROC", "pixel_AUROC", "pixel_AUPRO",
     "fit_seconds", "seconds_per_epoch", "peak_memory_mb", "error",
 )  # fmt: skip
 COST_FIELDS = (
@@ -81,7 +85,12 @@ class BenchmarkConfig:
         patchcore_bank_sizes: Also time PatchCore with memory banks of these sizes (random
             patches of the right width: timing only), besides the bank it learned.
         timing: How inference is timed.
-        seed: Seed of every run.
+        test_sets: Test sets each trained model is tested on: ``aligned`` (the dataset's own) and
+            ``disturbed`` (its non-aligned copy, paper Sec. 8, written under
+            ``output/disturbed_data`` by ``data.disturbed``; training data is never disturbed).
+        disturbance: Ranges and fill of the disturbed test set.
+        disturbed_copies: Disturbed copies per test image (the paper: 4).
+        seed: Seed of every run (and of the disturbed test set).
         output: Folder for the CSVs, the report and the plots.
     """
 
@@ -96,6 +105,9 @@ class BenchmarkConfig:
     weights: str = PRETRAINED_WEIGHTS
     patchcore_bank_sizes: list[int] = field(default_factory=lambda: [20000])
     timing: Timing = field(default_factory=Timing)
+    test_sets: list[TestSet] = field(default_factory=lambda: ["aligned"])
+    disturbance: Disturbance = field(default_factory=Disturbance)
+    disturbed_copies: int = 4
     seed: int = 0
     output: Path = Path("results/benchmark")
 
@@ -112,14 +124,19 @@ def _evaluator() -> Evaluator:
 
 
 class _Table:
-    """A CSV of finished runs, keyed by its first columns; rows are appended as runs finish."""
+    """A CSV of finished runs, keyed by its first columns; rows are appended as runs finish.
 
-    def __init__(self, path: Path, fields: tuple[str, ...], key_fields: int) -> None:
+    ``defaults`` fill columns that an older file lacks (``test_set``: its runs were ``aligned``).
+    """
+
+    def __init__(
+        self, path: Path, fields: tuple[str, ...], key_fields: int, defaults: dict[str, str] | None = None
+    ) -> None:
         self.path, self.fields, self.key_fields = path, fields, key_fields
         self.rows: list[dict[str, str]] = []
         if path.is_file():
             with path.open(newline="") as file:
-                self.rows = list(csv.DictReader(file))
+                self.rows = [{**(defaults or {}), **row} for row in csv.DictReader(file)]
 
     def _key(self, row: dict[str, object]) -> tuple[str, ...]:
         return tuple(str(row[name]) for name in self.fields[: self.key_fields])
@@ -162,7 +179,7 @@ def run_grid(config: BenchmarkConfig) -> tuple[list[dict[str, str]], list[dict[s
     """Run every missing job of the grid; return the accuracy and cost rows (old and new)."""
     torch.set_num_threads(config.timing.threads)
     output = Path(config.output)
-    accuracy = _Table(output / "accuracy.csv", ACCURACY_FIELDS, 3)
+    accuracy = _Table(output / "accuracy.csv", ACCURACY_FIELDS, 4, defaults={"test_set": "aligned"})
     cost = _Table(output / "cost.csv", COST_FIELDS, 3)
     jobs = [(m, b, c) for m in config.models for b in config.backbones for c in config.data.categories]
     console = Console()
@@ -187,7 +204,8 @@ def _run_job(config: BenchmarkConfig, accuracy: _Table, cost: _Table, model_name
     epochs = config.epochs.get(model_name, 1)
     runtimes = config.runtimes.get(model_name, ["torch"]) if category == config.data.categories[0] else []
     pending = [runtime for runtime in runtimes if _pending(cost, model_name, backbone, runtime)]
-    if (epochs == 0 or accuracy.done(model_name, backbone, category)) and not pending:
+    tested = all(accuracy.done(model_name, backbone, category, test_set) for test_set in config.test_sets)
+    if (epochs == 0 or tested) and not pending:
         return
     key = {"model": model_name, "backbone": backbone, "category": category}
     output = Path(config.output)
@@ -198,14 +216,26 @@ def _run_job(config: BenchmarkConfig, accuracy: _Table, cost: _Table, model_name
         if epochs > 0:
             datamodule = config.data.datamodule(category, config.seed)
             root = output / "runs" / model_name / backbone
-            result = train_and_test(model, datamodule, epochs, root, config.seed, check_val_every_n_epoch=epochs)
-            accuracy.add({
-                **key, "status": "ok", "image_AUROC": result.image_auroc, "pixel_AUROC": result.pixel_auroc,
-                "pixel_AUPRO": result.metrics.get("pixel_AUPRO", ""), "fit_seconds": round(result.fit_seconds, 2),
-                "seconds_per_epoch": round(result.seconds_per_epoch, 3), "peak_memory_mb": round(result.peak_memory_mb),
-            })  # fmt: skip
+            disturbed = "disturbed" in config.test_sets
+            also_test = {"disturbed": _disturbed_datamodule(config, category)} if disturbed else {}
+            result = train_and_test(
+                model, datamodule, epochs, root, config.seed, check_val_every_n_epoch=epochs, also_test=also_test
+            )
+            costs = {
+                "fit_seconds": round(result.fit_seconds, 2),
+                "seconds_per_epoch": round(result.seconds_per_epoch, 3),
+                "peak_memory_mb": round(result.peak_memory_mb),
+            }
+            for test_set in config.test_sets:
+                metrics = result.metrics if test_set == "aligned" else result.other_metrics[test_set]
+                accuracy.add({
+                    **key, "test_set": test_set, "status": "ok", "image_AUROC": metrics["image_AUROC"],
+                    "pixel_AUROC": metrics.get("pixel_AUROC", ""),
+                    "pixel_AUPRO": metrics.get("pixel_AUPRO", ""), **costs,
+                })  # fmt: skip
     except Exception as error:  # noqa: BLE001 - recorded, and the grid goes on
-        accuracy.add({**key, "status": "failed", "error": _failure(error)})
+        for test_set in config.test_sets:
+            accuracy.add({**key, "test_set": test_set, "status": "failed", "error": _failure(error)})
         return
     if not pending:
         return
@@ -217,6 +247,15 @@ def _run_job(config: BenchmarkConfig, accuracy: _Table, cost: _Table, model_name
         exports: dict[str, Path] = {}
         for runtime in pending:
             _measure(cost, name, backbone, runtime, variant, images, output, config.timing, exports)
+
+
+def _disturbed_datamodule(config: BenchmarkConfig, category: str) -> AnomalibDataModule:
+    """The datamodule of ``category``'s disturbed copy, written now from the dataset (which must
+    exist: the aligned datamodule builds the demo data) and read as the dataset itself is."""
+    root = Path(config.output) / "disturbed_data"
+    write_disturbed_copy(config.data.root, root, [category], config.disturbed_copies, config.seed, config.disturbance)
+    name = "BTAD" if config.data.name == "BTAD" else "MVTec"
+    return dataclasses.replace(config.data, name=name, root=root).datamodule(category, config.seed)
 
 
 def _pending(cost: _Table, model_name: str, backbone: str, runtime: str) -> bool:

@@ -38,6 +38,7 @@ class TrainingResult:
         epoch_image_aurocs: Test image AUROC after each epoch, when asked for (a measurement only).
         peak_memory_mb: Peak memory added during ``fit``.
         metrics: Every test metric of the model's evaluator, by name.
+        other_metrics: The same metrics on each further test set (``also_test``), by its name.
     """
 
     image_auroc: float
@@ -48,6 +49,7 @@ class TrainingResult:
     epoch_image_aurocs: list[float] = field(default_factory=list)
     peak_memory_mb: float = 0.0
     metrics: dict[str, float] = field(default_factory=dict)
+    other_metrics: dict[str, dict[str, float]] = field(default_factory=dict)
 
     @property
     def seconds_per_epoch(self) -> float:
@@ -75,11 +77,13 @@ def train_and_test(
     seed: int = 0,
     evaluate_each_epoch: bool = False,
     test: bool = True,
+    also_test: dict[str, AnomalibDataModule] | None = None,
     **trainer_kwargs: object,
 ) -> TrainingResult:
     """Fit ``model`` for ``max_epochs`` with anomalib's ``Engine`` (its defaults otherwise), then test it.
 
-    With ``test=False`` (runs that only measure time) the AUROCs are NaN and no checkpoint is
+    ``also_test`` names further datamodules whose test split the trained model is tested on too
+    (e.g. the disturbed copy of the test set). With ``test=False`` (runs that only measure time) the AUROCs are NaN and no checkpoint is
     written (anomalib's would save the whole model, backbone included, after every epoch).
     """
     seed_everything(seed, workers=True)
@@ -100,6 +104,9 @@ def train_and_test(
         fit_seconds = time.perf_counter() - start - recorder.evaluation_seconds
     nan = float("nan")
     [metrics] = engine.test(model, datamodule=datamodule, verbose=False) if test else [{}]
+    other_metrics = {
+        name: engine.test(model, datamodule=other, verbose=False)[0] for name, other in (also_test or {}).items()
+    }
     return TrainingResult(
         image_auroc=metrics.get("image_AUROC", nan),
         pixel_auroc=metrics.get("pixel_AUROC", nan),
@@ -109,4 +116,5 @@ def train_and_test(
         epoch_image_aurocs=recorder.image_aurocs,
         peak_memory_mb=memory.peak_mb,
         metrics=metrics,
+        other_metrics=other_metrics,
     )

@@ -8,9 +8,11 @@ model can be tested on it with ``anomalib test --data MVTec --data.root <copy>``
 
     <output>/<category>/train/...                         copied unchanged (training is never disturbed)
     <output>/<category>/test/<defect>/<stem>_d<k>.png     k = 0 .. copies - 1
-    <output>/<category>/ground_truth/<defect>/<stem>_d<k>_mask.png
+    <output>/<category>/ground_truth/<defect>/<stem>_d<k>_mask.png   (MVTec AD's mask names)
+    <output>/<category>/ground_truth/<defect>/<stem>_d<k>.png        (BTAD's, where the source has them)
 
-Image and mask get the same affine transform (bilinear for the image, nearest neighbour for the
+Normal test images are those in ``good`` (MVTec AD) or ``ok`` (BTAD); a test folder with a
+``ground_truth`` folder of the same name must have a mask for each image. Image and mask get the same affine transform (bilinear for the image, nearest neighbour for the
 mask, which stays binary). The area a transform brings in from outside the image is filled with
 the image's mean colour (or black, ``fill="black"``) and is never marked defective; good images
 stay good. Each copy's transform is drawn from ``(seed, the image's path relative to the dataset,
@@ -32,6 +34,7 @@ from torchvision.transforms.v2.functional import affine, pil_to_tensor
 
 Fill = Literal["mean", "black"]
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
+NORMAL_FOLDERS = ("good", "ok")  # MVTec AD's and BTAD's normal test images
 
 
 @dataclass(frozen=True)
@@ -135,13 +138,12 @@ def write_disturbed_copy(
     return written
 
 
-def _write_copies(
-    source: Path, target: Path, path: Path, copies: int, seed: int, disturbance: Disturbance
-) -> None:
+def _write_copies(source: Path, target: Path, path: Path, copies: int, seed: int, disturbance: Disturbance) -> None:
     """Write ``copies`` disturbed versions of one test image (and of its mask, for a defective one)."""
     defect = path.parent.name
-    mask_file = _mask_path(source, path) if defect != "good" else None
-    if defect != "good" and mask_file is None:
+    has_masks = defect not in NORMAL_FOLDERS and (source / "ground_truth" / defect).is_dir()
+    mask_file = _mask_path(source, path) if has_masks else None
+    if has_masks and mask_file is None:
         msg = f"{path} is a defective test image without a mask in {source / 'ground_truth' / defect}."
         raise ValueError(msg)
     image = pil_to_tensor(Image.open(path).convert("RGB"))
@@ -153,10 +155,14 @@ def _write_copies(
         params = draw_params(disturbance, tuple(image.shape[-2:]), f"{seed}/{relative}/{copy}")
         moved, moved_mask = disturb(image, mask, params, disturbance.fill)
         name = f"{path.stem}_d{copy}"
-        image_out = target / "test" / defect / f"{name}.png"
-        image_out.parent.mkdir(parents=True, exist_ok=True)
-        Image.fromarray(moved.permute(1, 2, 0).numpy()).save(image_out)
+        _save(moved, target / "test" / defect / f"{name}.png")
         if moved_mask is not None:
-            mask_out = target / "ground_truth" / defect / f"{name}_mask.png"
-            mask_out.parent.mkdir(parents=True, exist_ok=True)
-            Image.fromarray(moved_mask[0].numpy()).save(mask_out)
+            mask_suffix = mask_file.stem.removeprefix(path.stem)  # "_mask" (MVTec AD) or "" (BTAD)
+            _save(moved_mask, target / "ground_truth" / defect / f"{name}{mask_suffix}.png")
+
+
+def _save(image: torch.Tensor, path: Path) -> None:
+    """Write a ``(C, H, W)`` uint8 image (C = 3 or 1) as PNG, creating its folder."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    array = image.permute(1, 2, 0).numpy()
+    Image.fromarray(array[..., 0] if array.shape[-1] == 1 else array).save(path)
