@@ -1,9 +1,9 @@
 """FastFlow (2D normalizing flows for anomaly detection and localization) as an anomalib plugin."""
 
 from .backbones import PRESETS, BackbonePreset
-from .data import BTAD, MVTec, build_demo_dataset
+from .data import BTAD, CIFAR10, MVTec, build_demo_dataset
 from .lightning_model import FastFlow
 from .torch_model import FastFlowModel
 
-__all__ = ["BTAD", "PRESETS", "BackbonePreset", "FastFlow", "FastFlowModel", "MVTec", "build_demo_dataset"]
+__all__ = ["BTAD", "CIFAR10", "PRESETS", "BackbonePreset", "FastFlow", "FastFlowModel", "MVTec", "build_demo_dataset"]
 __version__ = "0.1.0"

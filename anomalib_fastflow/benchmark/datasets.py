@@ -1,29 +1,33 @@
-"""Which data a benchmark runs on: the bundled demo textures, MVTec AD or BTAD, and their categories."""
+"""Which data a benchmark runs on: the bundled demo textures, MVTec AD, BTAD or CIFAR-10 one-class."""
 
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+import numpy as np
 from anomalib.data import AnomalibDataModule
 from lightning.pytorch.trainer.states import TrainerFn
 
-from ..data import BTAD, MVTec, build_demo_dataset
+from ..data import BTAD, CIFAR10, MVTec, build_demo_dataset
+from ..data.arrays import dataset_arrays, split_arrays
 from ..data.demo import TEXTURES
 
 
 @dataclass
 class DataSpec:
-    """A dataset in MVTec AD layout and the categories to run.
+    """A dataset and the categories to run.
 
     Attributes:
         name: ``demo`` (built under ``root`` when missing), ``MVTec`` or ``BTAD`` (downloaded by
-            anomalib when ``root/category`` is missing and a network is there).
+            anomalib when ``root/category`` is missing and a network is there), or ``CIFAR10``
+            one-class (``root`` holds ``cifar-10-batches-py``; image AUROC only, no masks).
         root: Dataset root folder.
-        categories: Categories to run, e.g. ``[bottle, cable]`` for MVTec AD or ``["01"]`` for BTAD.
+        categories: Categories to run, e.g. ``[bottle, cable]`` for MVTec AD, ``["01"]`` for BTAD,
+            the normal classes (``[airplane, automobile, ...]``) for CIFAR10.
         batch_size: Training and evaluation batch size.
     """
 
-    name: Literal["demo", "MVTec", "BTAD"] = "demo"
+    name: Literal["demo", "MVTec", "BTAD", "CIFAR10"] = "demo"
     root: Path = Path("datasets/demo")
     categories: list[str] = field(default_factory=lambda: list(TEXTURES))
     batch_size: int = 8
@@ -39,15 +43,12 @@ class DataSpec:
         """
         if self.name == "demo" and not (Path(self.root) / category).is_dir():
             build_demo_dataset(self.root, [category], seed=seed)
-        datamodule_class = BTAD if self.name == "BTAD" else MVTec
-        datamodule = datamodule_class(
-            root=self.root,
-            category=category,
-            train_batch_size=self.batch_size,
-            eval_batch_size=self.batch_size,
-            num_workers=0,
-            seed=seed,
-        )
+        loading = {"train_batch_size": self.batch_size, "eval_batch_size": self.batch_size, "num_workers": 0}
+        if self.name == "CIFAR10":
+            datamodule = CIFAR10(root=self.root, normal_class=category, seed=seed, **loading)
+        else:
+            datamodule_class = BTAD if self.name == "BTAD" else MVTec
+            datamodule = datamodule_class(root=self.root, category=category, seed=seed, **loading)
         if train_images is not None:
             datamodule.setup(TrainerFn.FITTING)  # as the trainer would; its own setup then keeps the split
             available = len(datamodule.train_data)
@@ -56,3 +57,15 @@ class DataSpec:
                 raise ValueError(msg)
             datamodule.train_data = datamodule.train_data.subsample(list(range(train_images)))
         return datamodule
+
+    def test_arrays(
+        self, category: str, size: tuple[int, int], limit: int = 16
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The first ``limit`` test images of ``category`` resized to ``size``, and their labels."""
+        if self.name != "CIFAR10":
+            images, labels = split_arrays(self.root, category, "test", size)
+            return images[:limit], labels[:limit]
+        datamodule = self.datamodule(category)
+        datamodule.prepare_data()
+        datamodule.setup("test")
+        return dataset_arrays(datamodule.test_data, size, limit)

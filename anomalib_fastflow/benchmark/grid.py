@@ -23,7 +23,6 @@ from rich.console import Console
 from rich.progress import Progress
 
 from ..backbones import OFFLINE_BACKBONE, PRETRAINED_WEIGHTS
-from ..data.arrays import split_arrays
 from ..data.disturbed import Disturbance, write_disturbed_copy
 from ..lightning_model import FastFlow
 from .baselines import anomalib_cflow, anomalib_fastflow, anomalib_patchcore
@@ -113,12 +112,13 @@ class BenchmarkConfig:
 
 
 def _evaluator() -> Evaluator:
-    """Image AUROC, pixel AUROC and pixel AUPRO on the test split, the same for every model."""
+    """Image AUROC, pixel AUROC and pixel AUPRO on the test split, the same for every model (the
+    pixel metrics are left out on datasets without masks, e.g. CIFAR-10 one-class)."""
     return Evaluator(
         test_metrics=[
             AUROC(fields=["pred_score", "gt_label"], prefix="image_"),
-            AUROC(fields=["anomaly_map", "gt_mask"], prefix="pixel_"),
-            AUPRO(fields=["anomaly_map", "gt_mask"], prefix="pixel_"),
+            AUROC(fields=["anomaly_map", "gt_mask"], prefix="pixel_", strict=False),
+            AUPRO(fields=["anomaly_map", "gt_mask"], prefix="pixel_", strict=False),
         ]
     )
 
@@ -239,7 +239,7 @@ def _run_job(config: BenchmarkConfig, accuracy: _Table, cost: _Table, model_name
         return
     if not pending:
         return
-    images, _ = split_arrays(config.data.root, category, "test", tuple(model.input_size))
+    images, _ = config.data.test_arrays(category, tuple(model.input_size))
     variants = [] if model_name == "anomalib_patchcore" and epochs == 0 else [(model_name, model)]
     if model_name == "anomalib_patchcore":
         variants += [(f"{model_name}_bank{size}", _with_bank_size(model, size, config.seed)) for size in config.patchcore_bank_sizes]

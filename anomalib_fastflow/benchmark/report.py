@@ -16,6 +16,7 @@ from ..hardware import describe_cpu
 
 OURS = "fastflow"
 PACKAGES = ("torch", "anomalib", "onnxruntime", "openvino", "tensorrt")
+METRICS = ("image_AUROC", "pixel_AUROC", "pixel_AUPRO")  # pixel ones empty for image-level datasets
 
 
 def provenance(program: str = "anomalib-fastflow") -> str:
@@ -79,14 +80,14 @@ def accuracy_table(accuracy: list[dict[str, str]]) -> str:
     def cell(row: dict[str, str] | None) -> str:
         if row is None:
             return "-"
-        return f"{float(row['image_AUROC']):.3f} / {float(row['pixel_AUROC']):.3f} / {float(row['pixel_AUPRO']):.3f}"
+        return " / ".join(f"{float(row[name]):.3f}" if row[name] else "-" for name in METRICS)
 
     for category in categories:
         lines.append(f"| {category} | " + " | ".join(cell(found.get((*s, category))) for s in systems) + " |")
     means = []
     for system in systems:
         runs = [row for row in rows if (row["model"], row["backbone"]) == system]
-        means.append(" / ".join(f"{mean(float(r[k]) for r in runs):.3f}" for k in ("image_AUROC", "pixel_AUROC", "pixel_AUPRO")))
+        means.append(" / ".join(f"{_mean_of(tuple(runs), name):.3f}".replace("nan", "-") for name in METRICS))
     lines.append("| mean | " + " | ".join(means) + " |")
     return "\n".join(lines)
 
@@ -94,7 +95,6 @@ def accuracy_table(accuracy: list[dict[str, str]]) -> str:
 def alignment_table(accuracy: list[dict[str, str]]) -> str:
     """Aligned against disturbed test set (paper Sec. 8): mean image AUROC / pixel AUROC / pixel AUPRO
     of each model over the categories tested on both, and the drop."""
-    metrics = ("image_AUROC", "pixel_AUROC", "pixel_AUPRO")
     found = {(r["model"], r["backbone"], r["category"], r["test_set"]): r for r in _ok(accuracy, "disturbed")}
     found |= {(r["model"], r["backbone"], r["category"], "aligned"): r for r in _ok(accuracy, "aligned")}
     lines = [
@@ -110,7 +110,7 @@ def alignment_table(accuracy: list[dict[str, str]]) -> str:
         if not both:
             continue
 
-        aligned, disturbed = ([_mean_of(rows, name) for name in metrics] for rows in zip(*both, strict=True))
+        aligned, disturbed = ([_mean_of(rows, name) for name in METRICS] for rows in zip(*both, strict=True))
         cells = [" / ".join(f"{value:.3f}" for value in values) for values in (aligned, disturbed)]
         drop = " / ".join(f"{a - d:+.3f}" for a, d in zip(aligned, disturbed, strict=True))
         lines.append(f"| {model} | {backbone} | {len(both)} | {cells[0]} | {cells[1]} | {drop} |")
