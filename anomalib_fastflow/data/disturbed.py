@@ -12,11 +12,13 @@ model can be tested on it with ``anomalib test --data MVTec --data.root <copy>``
     <output>/<category>/ground_truth/<defect>/<stem>_d<k>.png        (BTAD's, where the source has them)
 
 Normal test images are those in ``good`` (MVTec AD) or ``ok`` (BTAD); a test folder with a
-``ground_truth`` folder of the same name must have a mask for each image. Image and mask get the same affine transform (bilinear for the image, nearest neighbour for the
-mask, which stays binary). The area a transform brings in from outside the image is filled with
-the image's mean colour (or black, ``fill="black"``) and is never marked defective; good images
-stay good. Each copy's transform is drawn from ``(seed, the image's path relative to the dataset,
-k)``: the same seed writes the same files.
+``ground_truth`` folder of the same name must have a mask for each image. Image and mask get the
+same affine transform (bilinear for the image, nearest neighbour for the mask, which stays
+binary). The area a transform brings in from outside the image is filled with the image's mean
+colour and never marked defective (or black, ``fill="black"``; or the image mirrored across its
+borders, ``fill="reflect"``, the mask mirrored with it); good images stay good. Each copy's
+transform is drawn from ``(seed, the image's path relative to the dataset, k)``: the same seed
+writes the same files.
 """
 
 import shutil
@@ -29,10 +31,11 @@ from typing import Literal
 import numpy as np
 import torch
 from PIL import Image
+from torch.nn import functional as F
 from torchvision.transforms.v2 import InterpolationMode
 from torchvision.transforms.v2.functional import affine, pil_to_tensor
 
-Fill = Literal["mean", "black"]
+Fill = Literal["mean", "black", "reflect"]
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 NORMAL_FOLDERS = ("good", "ok")  # MVTec AD's and BTAD's normal test images
 
@@ -46,7 +49,8 @@ class Disturbance:
             to 85% or in to 118%).
         max_rotation: Rotation drawn uniformly from ``[-max_rotation, max_rotation]`` degrees.
         max_translation: Shift along each axis drawn uniformly from ``[-t, t]`` times the image size.
-        fill: What fills the area brought in from outside the image: its ``mean`` colour or ``black``.
+        fill: What fills the area brought in from outside the image: its ``mean`` colour, ``black``,
+            or the image mirrored across its borders (``reflect``; the mask is mirrored with it).
     """
 
     zoom_ratio: float = 0.85
@@ -80,7 +84,14 @@ def draw_params(disturbance: Disturbance, size: tuple[int, int], key: str) -> Af
 def disturb(
     image: torch.Tensor, mask: torch.Tensor | None, params: AffineParams, fill: Fill = "mean"
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """``(C, H, W)`` uint8 image and ``(1, H, W)`` uint8 mask (or None) under the same affine transform."""
+    """``(C, H, W)`` uint8 image and ``(1, H, W)`` uint8 mask (or None) under the same affine transform.
+
+    ``fill="reflect"`` mirrors the image (and the mask with it: a defect mirrored into view is a
+    defect) across its borders before transforming, so no area of flat colour comes in.
+    """
+    height, width = image.shape[-2:]
+    pad = (width // 2, width // 2, height // 2, height // 2) if fill == "reflect" else (0, 0, 0, 0)
+    image, mask = _mirrored(image, pad), None if mask is None else _mirrored(mask, pad)
     colour = image.float().mean(dim=(-2, -1)).tolist() if fill == "mean" else [0.0] * image.shape[0]
     settings = {
         "angle": params.angle,
@@ -88,10 +99,19 @@ def disturb(
         "scale": params.scale,
         "shear": [0.0, 0.0],
     }
-    moved = affine(image, **settings, interpolation=InterpolationMode.BILINEAR, fill=colour)
+    crop = (..., slice(pad[2], pad[2] + height), slice(pad[0], pad[0] + width))
+    moved = affine(image, **settings, interpolation=InterpolationMode.BILINEAR, fill=colour)[crop]
     if mask is None:
         return moved, None
-    return moved, affine(mask, **settings, interpolation=InterpolationMode.NEAREST, fill=[0.0])
+    moved_mask = affine(mask, **settings, interpolation=InterpolationMode.NEAREST, fill=[0.0])[crop]
+    return moved, moved_mask
+
+
+def _mirrored(image: torch.Tensor, pad: tuple[int, int, int, int]) -> torch.Tensor:
+    """``(C, H, W)`` uint8 image mirrored across its borders by ``pad`` (left, right, top, bottom) pixels."""
+    if not any(pad):
+        return image
+    return F.pad(image[None].float(), pad, mode="reflect")[0].to(torch.uint8)
 
 
 def _mask_path(root: Path, image: Path) -> Path | None:
@@ -138,7 +158,9 @@ def write_disturbed_copy(
     return written
 
 
-def _write_copies(source: Path, target: Path, path: Path, copies: int, seed: int, disturbance: Disturbance) -> None:
+def _write_copies(
+    source: Path, target: Path, path: Path, copies: int, seed: int, disturbance: Disturbance
+) -> None:
     """Write ``copies`` disturbed versions of one test image (and of its mask, for a defective one)."""
     defect = path.parent.name
     has_masks = defect not in NORMAL_FOLDERS and (source / "ground_truth" / defect).is_dir()
