@@ -4,8 +4,14 @@ Each training image gets ``num_views`` views: view 0 is the image itself; every 
 and rotates it as the paper does (horizontal flip p=0.5, vertical flip p=0.3, rotation p=0.7), drawn
 once from a seed of (image path, view). A view is therefore the same in every epoch, which is what
 lets the backbone features of each view be cached. Paths count relative to the training images'
-common folder, so the same data trains the same way wherever it lives. Rotations are by 90, 180 or 270 degrees, so a
-view is lossless (no interpolation, no empty corners) and masks stay pixel-aligned with images.
+common folder, so the same data trains the same way wherever it lives. Rotations are by 90, 180
+or 270 degrees, so a view is lossless (no interpolation, no empty corners) and masks stay
+pixel-aligned with images.
+
+``affine`` adds, per view, a small random zoom, rotation and shift (the ranges of the paper's
+non-aligned test sets, ``data.disturbed``; the image mirrored at its borders, so no flat area comes
+in): views of the part slightly out of place, for lines where parts are not perfectly aligned.
+It is off by default (``FastFlow(affine_augmentation=...)`` turns it on).
 
 Per-category defaults follow the paper's remark that some MVTec AD categories must not be flipped or
 rotated (their orientation is part of what is normal, e.g. transistor): see ``SAFE_AUGMENTATIONS``.
@@ -14,11 +20,13 @@ rotated (their orientation is part of what is normal, e.g. transistor): see ``SA
 import os
 import zlib
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal
 
 import torch
+
+from .data.disturbed import Disturbance, disturb, draw_params
 
 AugmentationChoice = Literal["auto", "paper", "none"]
 
@@ -31,19 +39,22 @@ class Augmentation:
         hflip: Horizontal flip probability (paper: 0.5).
         vflip: Vertical flip probability (paper: 0.3).
         rotation: Probability of a rotation by 90, 180 or 270 degrees (paper: 0.7).
+        affine: Probability of a small random zoom, rotation and shift (``AFFINE_RANGES``).
     """
 
     hflip: float = 0.0
     vflip: float = 0.0
     rotation: float = 0.0
+    affine: float = 0.0
 
     @property
     def enabled(self) -> bool:
         """Whether any transform can happen."""
-        return max(self.hflip, self.vflip, self.rotation) > 0
+        return max(self.hflip, self.vflip, self.rotation, self.affine) > 0
 
 
 PAPER_AUGMENTATION = Augmentation(hflip=0.5, vflip=0.3, rotation=0.7)
+AFFINE_RANGES = Disturbance(fill="reflect")  # zoom 0.85-1/0.85, rotation +-15 degrees, shift +-15%
 NO_AUGMENTATION = Augmentation()
 
 # MVTec AD categories, and what keeps a normal image normal. Textures and top-view objects with no
@@ -62,18 +73,20 @@ SAFE_AUGMENTATIONS: dict[str, Augmentation] = {
 }
 
 
-def resolve_augmentation(choice: AugmentationChoice, category: str | None) -> Augmentation:
-    """The augmentation for ``choice``: ``auto`` is the safe default of ``category`` (none if unknown).
+def resolve_augmentation(
+    choice: AugmentationChoice, category: str | None, affine: float = 0.0
+) -> Augmentation:
+    """The augmentation for ``choice`` (``auto``: the safe default of ``category``, none if unknown),
+    with small affine views at probability ``affine``.
 
     Raises:
         ValueError: ``choice`` is not one of auto, paper or none.
     """
+    choices = {"paper": PAPER_AUGMENTATION, "none": NO_AUGMENTATION}
     if choice == "auto":
-        return SAFE_AUGMENTATIONS.get(category or "", NO_AUGMENTATION)
-    if choice == "paper":
-        return PAPER_AUGMENTATION
-    if choice == "none":
-        return NO_AUGMENTATION
+        return replace(SAFE_AUGMENTATIONS.get(category or "", NO_AUGMENTATION), affine=affine)
+    if choice in choices:
+        return replace(choices[choice], affine=affine)
     msg = f"augmentation={choice!r} is not one of 'auto', 'paper', 'none'."
     raise ValueError(msg)
 
@@ -89,7 +102,9 @@ class TrainingViews:
             images), so that views do not depend on where the dataset lives; None: paths as given.
     """
 
-    def __init__(self, augmentation: Augmentation, num_views: int, seed: int = 0, root: Path | None = None) -> None:
+    def __init__(
+        self, augmentation: Augmentation, num_views: int, seed: int = 0, root: Path | None = None
+    ) -> None:
         if num_views < 1:
             msg = f"augmentation_views must be at least 1, got {num_views}."
             raise ValueError(msg)
@@ -104,14 +119,15 @@ class TrainingViews:
             return path
         return Path(os.path.relpath(path, self.root)).as_posix()
 
-    def _draw(self, path: str, view: int) -> tuple[bool, bool, int]:
-        """(horizontal flip, vertical flip, quarter turns) of ``view`` of the image at ``path``."""
+    def _draw(self, path: str, view: int) -> tuple[bool, bool, int, bool]:
+        """(horizontal flip, vertical flip, quarter turns, small affine) of ``view`` of the image."""
         if view == 0:
-            return False, False, 0
+            return False, False, 0, False
         generator = torch.Generator().manual_seed(zlib.crc32(f"{self.seed}/{self.key(path)}/{view}".encode()))
         draws = torch.rand(4, generator=generator).tolist()
         turns = 1 + int(draws[3] * 3) if draws[2] < self.augmentation.rotation else 0
-        return draws[0] < self.augmentation.hflip, draws[1] < self.augmentation.vflip, turns
+        affine = torch.rand(1, generator=generator).item() < self.augmentation.affine
+        return draws[0] < self.augmentation.hflip, draws[1] < self.augmentation.vflip, turns, affine
 
     def views_for_epoch(self, paths: Sequence[str], epoch: int) -> list[int]:
         """The view each image is trained on in ``epoch``: every view once per ``num_views`` epochs."""
@@ -121,14 +137,19 @@ class TrainingViews:
         """Views of a batch ``(N, C, H, W)`` (masks ``(N, 1, H, W)`` too: same transform, same pixels)."""
         transformed = []
         for image, path, view in zip(images, paths, views, strict=True):
-            hflip, vflip, turns = self._draw(path, view)
+            hflip, vflip, turns, affine = self._draw(path, view)
             if hflip:
                 image = image.flip(-1)
             if vflip:
                 image = image.flip(-2)
             if turns and image.shape[-1] != image.shape[-2]:
                 turns = 2  # a quarter turn would change a non-square image's shape
-            transformed.append(image.rot90(turns, dims=(-2, -1)))
+            image = image.rot90(turns, dims=(-2, -1))
+            if affine:
+                key = f"{self.seed}/{self.key(path)}/{view}/affine"
+                params = draw_params(AFFINE_RANGES, tuple(image.shape[-2:]), key)
+                image, _ = disturb(image, None, params, "reflect")
+            transformed.append(image)
         return torch.stack(transformed)
 
 

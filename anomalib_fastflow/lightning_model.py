@@ -74,6 +74,10 @@ class FastFlow(AnomalibModule):
             allows them, see ``augmentation.SAFE_AUGMENTATIONS``; none for unknown categories),
             ``paper`` (always) or ``none``.
         augmentation_views: Fixed views per training image when augmenting (view 0 is the image).
+        affine_augmentation: Probability that a view also gets a small random zoom (0.85-1.18),
+            rotation (+-15 degrees) and shift (+-15%), mirrored at the borders, as the paper's
+            non-aligned test sets have (0: off). For parts that are not perfectly aligned;
+            measured in ``docs/disturbed.md``.
         cache_features: Compute each view's backbone features once and train from the cache
             (batches of cached views are then not read from disk).
         cache_memory_gb: Memory for cached features (half precision) per process; the rest goes
@@ -92,7 +96,8 @@ class FastFlow(AnomalibModule):
 
     Raises:
         ValueError: Unknown backbone, layers outside it, an input size that disagrees with the
-            given pre-processor, or a ``warmup_fraction`` outside [0, 1).
+            given pre-processor, a ``warmup_fraction`` outside [0, 1) or an ``affine_augmentation``
+            outside [0, 1].
     """
 
     def __init__(
@@ -110,6 +115,7 @@ class FastFlow(AnomalibModule):
         top_k_fraction: float = 0.0,
         augmentation: AugmentationChoice = "auto",
         augmentation_views: int = 4,
+        affine_augmentation: float = 0.0,
         cache_features: bool = True,
         cache_memory_gb: float = 4.0,
         lr: float = 5e-3,
@@ -123,6 +129,9 @@ class FastFlow(AnomalibModule):
     ) -> None:
         if not 0 <= warmup_fraction < 1:
             msg = f"warmup_fraction={warmup_fraction}: the share of steps spent warming up must be in [0, 1)."
+            raise ValueError(msg)
+        if not 0 <= affine_augmentation <= 1:
+            msg = f"affine_augmentation={affine_augmentation}: a probability must be in [0, 1]."
             raise ValueError(msg)
         preset = resolve_preset(backbone)
         requested_size = (input_size, input_size) if isinstance(input_size, int) else input_size
@@ -155,7 +164,9 @@ class FastFlow(AnomalibModule):
             smoothing_sigma=smoothing_sigma,
             top_k_fraction=top_k_fraction,
         )
-        self.training_views = TrainingViews(resolve_augmentation(augmentation, None), augmentation_views)
+        self.training_views = TrainingViews(
+            resolve_augmentation(augmentation, None, affine_augmentation), augmentation_views
+        )
         self.feature_cache: FeatureCache | None = None
         self.cached_views_dataset: CachedViewsDataset | None = None
 
@@ -180,7 +191,8 @@ class FastFlow(AnomalibModule):
         if stage != TrainerFn.FITTING:
             return
         datamodule = self.trainer.datamodule
-        augmentation = resolve_augmentation(self.hparams.augmentation, getattr(datamodule, "category", None))
+        category = getattr(datamodule, "category", None)
+        augmentation = resolve_augmentation(self.hparams.augmentation, category, self.hparams.affine_augmentation)
         train_data = getattr(datamodule, "train_data", None)
         paths = list(train_data.samples["image_path"]) if isinstance(train_data, AnomalibDataset) else []
         self.training_views = TrainingViews(augmentation, self.hparams.augmentation_views, root=common_folder(paths))

@@ -1,10 +1,12 @@
 """Training views: the paper's flips and rotations, fixed per view, masks aligned, safe per category."""
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 import torch
 
+from anomalib_fastflow import FastFlow
 from anomalib_fastflow.augmentation import (
     NO_AUGMENTATION,
     PAPER_AUGMENTATION,
@@ -71,4 +73,21 @@ def test_views_are_drawn_from_paths_relative_to_the_training_folder() -> None:
     assert here.views_for_epoch(here_paths, 5) == there.views_for_epoch(there_paths, 5)
     views = [1 + index % 3 for index in range(len(KEYS))]
     assert torch.equal(here.apply(images, here_paths, views), there.apply(images, there_paths, views))
-    assert common_folder(["/data/here/train/good/0.png", "/data/here/train/good/1.png"]) == Path("/data/here/train/good")
+    paths = ["/data/here/train/good/0.png", "/data/here/train/good/1.png"]
+    assert common_folder(paths) == Path("/data/here/train/good")
+
+
+def test_affine_views_move_the_image_slightly_the_same_way_every_epoch() -> None:
+    images = torch.rand(len(KEYS), 3, 32, 32)
+    plain = TrainingViews(resolve_augmentation("none", None), 4)
+    affine = TrainingViews(resolve_augmentation("none", None, affine=1.0), 4)
+    assert plain.num_views == 1 and affine.num_views == 4
+    views = [1 + index % 3 for index in range(len(KEYS))]
+    moved = affine.apply(images, KEYS, views)
+    assert torch.equal(moved, affine.apply(images, KEYS, views))  # a view is fixed: cacheable
+    assert torch.equal(affine.apply(images, KEYS, [0] * len(KEYS)), images)  # view 0 is the image
+    assert moved.shape == images.shape
+    assert all(not torch.equal(a, b) for a, b in zip(moved, images, strict=True))
+    assert resolve_augmentation("auto", "carpet", affine=0.5) == replace(PAPER_AUGMENTATION, affine=0.5)
+    with pytest.raises(ValueError, match=r"affine_augmentation=1.5: a probability must be in \[0, 1\]"):
+        FastFlow(input_size=64, flow_steps=2, affine_augmentation=1.5)

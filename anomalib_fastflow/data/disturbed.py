@@ -84,7 +84,7 @@ def draw_params(disturbance: Disturbance, size: tuple[int, int], key: str) -> Af
 def disturb(
     image: torch.Tensor, mask: torch.Tensor | None, params: AffineParams, fill: Fill = "mean"
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """``(C, H, W)`` uint8 image and ``(1, H, W)`` uint8 mask (or None) under the same affine transform.
+    """``(C, H, W)`` image and ``(1, H, W)`` mask (or None) under the same affine transform (any dtype).
 
     ``fill="reflect"`` mirrors the image (and the mask with it: a defect mirrored into view is a
     defect) across its borders before transforming, so no area of flat colour comes in.
@@ -108,10 +108,10 @@ def disturb(
 
 
 def _mirrored(image: torch.Tensor, pad: tuple[int, int, int, int]) -> torch.Tensor:
-    """``(C, H, W)`` uint8 image mirrored across its borders by ``pad`` (left, right, top, bottom) pixels."""
+    """``(C, H, W)`` image mirrored across its borders by ``pad`` (left, right, top, bottom) pixels."""
     if not any(pad):
         return image
-    return F.pad(image[None].float(), pad, mode="reflect")[0].to(torch.uint8)
+    return F.pad(image[None].float(), pad, mode="reflect")[0].to(image.dtype)
 
 
 def _mask_path(root: Path, image: Path) -> Path | None:
