@@ -147,7 +147,7 @@ def _runtimes(
         fp16 = runtime == "tensorrt_fp16"
         model_path = _exported(model, TENSORRT_RUNTIMES[runtime], output, exports)
         engine = build_engine(_backbone_onnx(backbone, image_size, output), output / f"backbone_{runtime}.engine", image_size, fp16)
-        return {"backbone": TensorRTRuntime(engine), "model": TensorRTRuntime(model_path)}
+        return {"backbone": TensorRTRuntime(engine, fp16), "model": TensorRTRuntime(model_path, fp16)}
     msg = f"Unknown runtime {runtime!r}: choose from {['torch', 'onnxruntime', 'openvino', *TENSORRT_RUNTIMES]}."
     raise ValueError(msg)
 
