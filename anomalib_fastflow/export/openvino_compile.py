@@ -43,14 +43,6 @@ VIRTUAL_DEVICES = ("AUTO", "MULTI", "HETERO", "BATCH")
 # names (a folded layer's too, as it does at a fixed batch), so outputs are named by these.
 OUTPUT_NAMES = ("pred_score", "pred_label", "anomaly_map", "pred_mask")
 COMPUTE_LAYERS = ("Convolution", "GroupConvolution", "FullyConnected", "MatMul", "Deconvolution")
-PRECISION_NAMES = {
-    "f32": "f32",
-    "float32": "f32",
-    "bf16": "bf16",
-    "bfloat16": "bf16",
-    "f16": "f16",
-    "float16": "f16",
-}
 
 
 def output_name(names: set[str]) -> str:
@@ -125,23 +117,24 @@ def compiled_precision(compiled: "openvino.CompiledModel") -> str:
             found.add(op.input_value(0).get_element_type().get_type_name())
     if found:
         return "+".join(sorted(found, key=lambda name: (name in ("f32", "fp32"), name)))
-    hint = str(compiled.get_property("INFERENCE_PRECISION_HINT")).split("'")[-2]
-    return PRECISION_NAMES.get(hint, hint)
+    return compiled.get_property("INFERENCE_PRECISION_HINT").get_type_name()
 
 
 def weights_precision(path: Path | str) -> str:
     """What an IR (or ONNX file) stores: ``int8`` (quantized or compressed), ``fp16`` or ``fp32``."""
     import openvino
 
-    types = {
-        op.get_output_element_type(0).get_type_name()
-        for op in openvino.Core().read_model(str(path)).get_ops()
-        if op.get_type_name() in ("Constant", "FakeQuantize")
-        and (op.get_type_name() == "FakeQuantize" or op.get_output_partial_shape(0).rank.get_length() >= 2)
-    }
-    if types & {"i8", "u8", "i4", "u4"}:
+    ops = openvino.Core().read_model(str(path)).get_ops()
+    if any(op.get_type_name() == "FakeQuantize" for op in ops):
         return "int8"
-    if "f16" in types:
+    weights = {
+        op.get_output_element_type(0).get_type_name()
+        for op in ops
+        if op.get_type_name() == "Constant" and op.get_output_partial_shape(0).rank.get_length() >= 2
+    }
+    if weights & {"i8", "u8", "i4", "u4"}:
+        return "int8"
+    if "f16" in weights:
         return "fp16"
     return "fp32"
 
