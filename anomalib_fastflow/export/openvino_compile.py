@@ -64,22 +64,24 @@ def precision_config(inference_precision: InferencePrecision, device: str = "CPU
     return config
 
 
-def check_device(device: str) -> None:
+def check_device(device: str, core: "openvino.Core | None" = None) -> None:
     """Raise ``ValueError`` naming ``device`` and the devices OpenVINO sees when it is not one of them."""
     import openvino
 
-    available = openvino.Core().available_devices
+    available = (core or openvino.Core()).available_devices
     name = device.split(":")[0].split(".")[0]
     if name not in VIRTUAL_DEVICES and device not in available and name not in available:
         msg = f"OpenVINO device {device!r} does not exist on this machine; it sees {available}."
         raise ValueError(msg)
 
 
-def read_model(path: Path | str, batch_size: int | None = None) -> "openvino.Model":
+def read_model(
+    path: Path | str, batch_size: int | None = None, core: "openvino.Core | None" = None
+) -> "openvino.Model":
     """The model in ``path`` (IR or ONNX), its batch axis fixed to ``batch_size`` (None: as saved)."""
     import openvino
 
-    model = openvino.Core().read_model(str(path))
+    model = (core or openvino.Core()).read_model(str(path))
     if batch_size is not None:
         shape = model.inputs[0].get_partial_shape()
         shape[0] = batch_size
@@ -97,9 +99,10 @@ def compile_model(
     """``path`` compiled for ``device`` at ``inference_precision`` and ``batch_size``, plus ``config``."""
     import openvino
 
-    check_device(device)
+    core = openvino.Core()  # one per compile: each Core loads its own plugins
+    check_device(device, core)
     settings = {**precision_config(inference_precision, device), **(config or {})}
-    return openvino.Core().compile_model(read_model(path, batch_size), device, settings)
+    return core.compile_model(read_model(path, batch_size, core), device, settings)
 
 
 def compiled_precision(compiled: "openvino.CompiledModel") -> str:
