@@ -11,7 +11,7 @@ from anomalib.engine import Engine
 from PIL import Image
 
 from anomalib_fastflow import FastFlow, MVTec, build_demo_dataset
-from anomalib_fastflow.data.demo import DEFECTS
+from anomalib_fastflow.data.demo import OBJECTS, TEXTURES, defect_kinds
 
 
 def _digest(root: Path) -> str:
@@ -19,22 +19,42 @@ def _digest(root: Path) -> str:
     return hashlib.sha256(b"".join(path.relative_to(root).as_posix().encode() + path.read_bytes() for path in files)).hexdigest()
 
 
-def test_demo_dataset_layout_and_determinism(tmp_path: Path) -> None:
+@pytest.mark.parametrize("name", ["gravel", "cup"])
+def test_demo_dataset_layout_and_determinism(tmp_path: Path, name: str) -> None:
     kwargs = {"image_size": 64, "num_train": 3, "num_test_good": 2, "num_test_per_defect": 2}
-    first = build_demo_dataset(tmp_path / "a", ["gravel"], seed=5, **kwargs)
-    second = build_demo_dataset(tmp_path / "b", ["gravel"], seed=5, **kwargs)
-    third = build_demo_dataset(tmp_path / "c", ["gravel"], seed=6, **kwargs)
+    first = build_demo_dataset(tmp_path / "a", [name], seed=5, **kwargs)
+    second = build_demo_dataset(tmp_path / "b", [name], seed=5, **kwargs)
+    third = build_demo_dataset(tmp_path / "c", [name], seed=6, **kwargs)
     assert _digest(first) == _digest(second) != _digest(third)
-    together = build_demo_dataset(tmp_path / "d", ["brick", "gravel"], seed=5, **kwargs)
-    assert _digest(together / "gravel") == _digest(first / "gravel")  # built alone or with others: the same
-    category = first / "gravel"
+    together = build_demo_dataset(tmp_path / "d", ["brick", name, "retina"], seed=5, **kwargs)
+    assert _digest(together / name) == _digest(first / name)  # built alone or with others: the same
+    category = first / name
     assert len(list((category / "train" / "good").glob("*.png"))) == 3
-    for kind in DEFECTS:
+    assert sorted(path.name for path in (category / "test").iterdir()) == sorted(["good", *defect_kinds(name)])
+    for kind in defect_kinds(name):
         for image_path in sorted((category / "test" / kind).glob("*.png")):
             mask = np.asarray(Image.open(category / "ground_truth" / kind / f"{image_path.stem}_mask.png"))
             assert mask.shape == (64, 64)
             assert set(np.unique(mask)) == {0, 255}
             assert 0 < (mask > 0).mean() < 0.3
+
+
+def _images(folder: Path) -> np.ndarray:
+    return np.stack([np.asarray(Image.open(path), dtype=np.float32) / 255 for path in sorted(folder.glob("*.png"))])
+
+
+def test_demo_objects_are_aligned_and_textures_are_not(tmp_path: Path) -> None:
+    """Object samples are one pose of the object, jittered a little; texture samples are other crops."""
+    root = build_demo_dataset(tmp_path, [*TEXTURES, *OBJECTS], image_size=96, num_train=6, num_test_good=1,
+                              num_test_per_defect=1)
+    for name in [*TEXTURES, *OBJECTS]:
+        train = _images(root / name / "train" / "good")
+        correlations = np.corrcoef(train.reshape(len(train), -1))[np.triu_indices(len(train), 1)]
+        if name in OBJECTS:
+            assert correlations.min() > 0.7, name  # the same object, pixel for pixel nearly
+            assert np.abs(train[0] - train[1]).mean() > 0.005, name  # jittered, not copies
+        else:
+            assert correlations.max() < 0.6, name
 
 
 def test_unknown_demo_category_is_named(tmp_path: Path) -> None:

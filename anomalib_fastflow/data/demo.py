@@ -1,6 +1,9 @@
 """A small, deterministic demo dataset in MVTec AD layout, made from scikit-image's photographs.
 
-Each category is one real texture photograph (brick, grass, gravel), cut into random crops.
+Texture categories (brick, grass, gravel) are random crops of one texture photograph, flipped and
+rotated at random. Object categories (cup, retina) are one photograph of an object, aligned as on
+a production line: every sample is the whole object with a small pose jitter (rotation +-3
+degrees, scale +-3%, shift +-3%), a light jitter (gain +-6%, colour cast +-2%) and sensor noise.
 Test images carry synthetic defects with pixel-exact masks::
 
     root/<category>/train/good/000.png
@@ -8,8 +11,11 @@ Test images carry synthetic defects with pixel-exact masks::
     root/<category>/test/<defect>/000.png
     root/<category>/ground_truth/<defect>/000_mask.png
 
-Defect kinds: ``scratch`` (a bright or dark stroke), ``stain`` (a tinted blot), ``hole`` (a dark
-ellipse with soft edges) and ``foreign`` (a patch of another texture pasted in).
+Texture defects (``TEXTURE_DEFECTS``): ``scratch`` (a bright or dark stroke), ``stain`` (a tinted
+blot), ``hole`` (a dark ellipse with soft edges) and ``foreign`` (a patch of another texture).
+Object defects (``OBJECT_DEFECTS``) are subtler: ``scratch`` (a faint stroke), ``misplaced`` (a
+piece of the object's own surface from elsewhere), ``missing`` (a part showing the background)
+and ``tint`` (a small, faint discolouration).
 """
 
 from collections.abc import Callable, Sequence
@@ -18,14 +24,20 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 from skimage import data as skdata
-from skimage import draw, filters
+from skimage import draw, filters, transform
 
 TEXTURES: dict[str, Callable[[], np.ndarray]] = {
     "brick": skdata.brick,
     "grass": skdata.grass,
     "gravel": skdata.gravel,
 }
-DEFECTS = ("scratch", "stain", "hole", "foreign")
+OBJECTS: dict[str, Callable[[], np.ndarray]] = {
+    "cup": lambda: skdata.coffee()[:, 20:420],  # an espresso cup on its saucer, seen from above
+    "retina": skdata.retina,  # a fundus photograph: a bright disc on black
+}
+CATEGORIES = (*TEXTURES, *OBJECTS)
+TEXTURE_DEFECTS = ("scratch", "stain", "hole", "foreign")
+OBJECT_DEFECTS = ("scratch", "misplaced", "missing", "tint")
 
 
 def _rgb(image: np.ndarray) -> np.ndarray:
@@ -52,18 +64,22 @@ def _ellipse_mask(size: int, rng: np.random.Generator, radius: tuple[float, floa
     return mask
 
 
+def _stroke_mask(size: int, points: np.ndarray, width: float) -> np.ndarray:
+    """A polyline through ``points`` ``(K, 2)`` (row, column), ``width`` thick: ``(size, size)`` bool."""
+    mask = np.zeros((size, size), dtype=bool)
+    for (r0, c0), (r1, c1) in zip(points[:-1], points[1:]):
+        rows, cols = draw.line(int(r0), int(c0), int(r1), int(c1))
+        mask[rows, cols] = True
+    return filters.gaussian(mask.astype(float), sigma=width) > 0.15
+
+
 def _add_defect(
     image: np.ndarray, kind: str, rng: np.random.Generator, other: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
     """Paint one defect of ``kind`` into ``image`` ``(S, S, 3)``; return the image and its bool mask."""
     size = image.shape[0]
     if kind == "scratch":
-        mask = np.zeros((size, size), dtype=bool)
-        points = rng.uniform(0.15, 0.85, size=(3, 2)) * size
-        for (r0, c0), (r1, c1) in zip(points[:-1], points[1:]):
-            rows, cols = draw.line(int(r0), int(c0), int(r1), int(c1))
-            mask[rows, cols] = True
-        mask = filters.gaussian(mask.astype(float), sigma=1.2) > 0.15
+        mask = _stroke_mask(size, rng.uniform(0.15, 0.85, size=(3, 2)) * size, width=1.2)
         alpha = mask[..., None].astype(np.float32)
         value = 0.95 if rng.random() < 0.5 else 0.05
         return image * (1 - alpha) + value * alpha, mask
@@ -80,7 +96,52 @@ def _add_defect(
         mask = _ellipse_mask(size, rng, (0.08, 0.15))
         alpha = mask[..., None].astype(np.float32)
         return image * (1 - alpha) + other * alpha, mask
-    msg = f"Unknown defect kind {kind!r}; choose from {DEFECTS}."
+    msg = f"Unknown texture defect kind {kind!r}; choose from {TEXTURE_DEFECTS}."
+    raise ValueError(msg)
+
+
+def _pose(source: np.ndarray, size: int, rng: np.random.Generator) -> np.ndarray:
+    """The object ``source`` ``(S, S, 3)`` at ``size``, with a small pose and light jitter."""
+    center = np.array([size, size]) / 2
+    jitter = transform.SimilarityTransform(
+        scale=rng.uniform(0.97, 1.03),
+        rotation=np.deg2rad(rng.uniform(-3, 3)),
+        translation=rng.uniform(-0.03, 0.03, size=2) * size,
+    )
+    around_center = transform.SimilarityTransform(translation=-center) + jitter
+    around_center += transform.SimilarityTransform(translation=center)
+    image = transform.warp(source, around_center.inverse, mode="edge").astype(np.float32)
+    light = rng.uniform(0.94, 1.06) * rng.uniform(0.98, 1.02, size=3).astype(np.float32)
+    noise = rng.normal(0, 0.01, size=image.shape).astype(np.float32)
+    return np.clip(image * light + noise, 0, 1)
+
+
+def _add_object_defect(
+    image: np.ndarray, kind: str, rng: np.random.Generator, background: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Paint one subtle defect of ``kind`` into the object ``image`` ``(S, S, 3)``; return it and its mask."""
+    size = image.shape[0]
+    if kind == "scratch":
+        mask = _stroke_mask(size, rng.uniform(0.3, 0.7, size=(2, 2)) * size, width=0.8)
+        alpha = mask[..., None].astype(np.float32) * 0.6
+        shade = 0.3 if rng.random() < 0.5 else -0.3
+        return np.clip(image + shade * alpha, 0, 1), mask
+    if kind == "misplaced":
+        mask = _ellipse_mask(size, rng, (0.06, 0.11))
+        offset = (rng.uniform(0.15, 0.3, size=2) * size * rng.choice([-1, 1], size=2)).astype(int)
+        piece = np.roll(image, tuple(offset), axis=(0, 1))
+        alpha = mask[..., None].astype(np.float32)
+        return image * (1 - alpha) + piece * alpha, mask
+    if kind == "missing":
+        mask = _ellipse_mask(size, rng, (0.05, 0.09))
+        alpha = filters.gaussian(mask.astype(float), sigma=1.0)[..., None].astype(np.float32)
+        return image * (1 - alpha) + background * alpha, mask
+    if kind == "tint":
+        mask = _ellipse_mask(size, rng, (0.06, 0.11))
+        alpha = filters.gaussian(mask.astype(float), sigma=2.0)[..., None].astype(np.float32) * 0.5
+        tint = np.array(rng.choice([(1.3, 0.85, 0.8), (0.8, 1.0, 1.3), (1.2, 1.2, 0.7)]), dtype=np.float32)
+        return np.clip(image * (1 - alpha + tint * alpha), 0, 1), mask
+    msg = f"Unknown object defect kind {kind!r}; choose from {OBJECT_DEFECTS}."
     raise ValueError(msg)
 
 
@@ -89,9 +150,44 @@ def _save(image: np.ndarray, path: Path) -> None:
     Image.fromarray(np.clip(image * 255 + 0.5, 0, 255).astype(np.uint8)).save(path)
 
 
+def defect_kinds(category: str) -> tuple[str, ...]:
+    """The defect kinds of a demo category's test split."""
+    return OBJECT_DEFECTS if category in OBJECTS else TEXTURE_DEFECTS
+
+
+Sampler = tuple[Callable[[], np.ndarray], Callable[[str, int], tuple[np.ndarray, np.ndarray]]]
+
+
+def _texture_sampler(category: str, size: int, rng: np.random.Generator) -> Sampler:
+    """A normal sample ``() -> (S, S, 3)`` and a defective one ``(kind, index) -> (image, mask)``."""
+    source = _rgb(TEXTURES[category]())
+    others = [_rgb(TEXTURES[name]()) for name in TEXTURES if name != category]
+
+    def defective(kind: str, index: int) -> tuple[np.ndarray, np.ndarray]:
+        other = _crop(others[index % len(others)], size, rng)
+        return _add_defect(_crop(source, size, rng), kind, rng, other)
+
+    return lambda: _crop(source, size, rng), defective
+
+
+def _object_sampler(category: str, size: int, rng: np.random.Generator) -> Sampler:
+    """As ``_texture_sampler``, for an object: the whole photograph, posed and lit anew each time."""
+    photo = _rgb(OBJECTS[category]())
+    side = min(photo.shape[:2])
+    source = transform.resize(photo[:side, :side], (size, size), anti_aliasing=True).astype(np.float32)
+    border = np.concatenate([source[0], source[-1], source[:, 0], source[:, -1]])
+    background = np.median(border, axis=0).astype(np.float32)
+
+    def defective(kind: str, index: int) -> tuple[np.ndarray, np.ndarray]:
+        del index
+        return _add_object_defect(_pose(source, size, rng), kind, rng, background)
+
+    return lambda: _pose(source, size, rng), defective
+
+
 def build_demo_dataset(
     root: str | Path,
-    categories: Sequence[str] = tuple(TEXTURES),
+    categories: Sequence[str] = CATEGORIES,
     image_size: int = 160,
     num_train: int = 40,
     num_test_good: int = 12,
@@ -107,23 +203,22 @@ def build_demo_dataset(
         ValueError: An unknown category.
     """
     root = Path(root)
-    unknown = sorted(set(categories) - set(TEXTURES))
+    unknown = sorted(set(categories) - set(CATEGORIES))
     if unknown:
-        msg = f"Unknown demo categories {unknown}; choose from {sorted(TEXTURES)}."
+        msg = f"Unknown demo categories {unknown}; choose from {list(CATEGORIES)}."
         raise ValueError(msg)
     for category in categories:
-        rng = np.random.default_rng([seed, list(TEXTURES).index(category)])
-        source = _rgb(TEXTURES[category]())
-        others = [_rgb(TEXTURES[name]()) for name in TEXTURES if name != category]
+        rng = np.random.default_rng([seed, CATEGORIES.index(category)])
+        make_sampler = _object_sampler if category in OBJECTS else _texture_sampler
+        normal, defective = make_sampler(category, image_size, rng)
         folder = root / category
         for i in range(num_train):
-            _save(_crop(source, image_size, rng), folder / "train" / "good" / f"{i:03d}.png")
+            _save(normal(), folder / "train" / "good" / f"{i:03d}.png")
         for i in range(num_test_good):
-            _save(_crop(source, image_size, rng), folder / "test" / "good" / f"{i:03d}.png")
-        for kind in DEFECTS:
+            _save(normal(), folder / "test" / "good" / f"{i:03d}.png")
+        for kind in defect_kinds(category):
             for i in range(num_test_per_defect):
-                other = _crop(others[i % len(others)], image_size, rng)
-                image, mask = _add_defect(_crop(source, image_size, rng), kind, rng, other)
+                image, mask = defective(kind, i)
                 _save(image, folder / "test" / kind / f"{i:03d}.png")
                 _save(mask.astype(np.float32), folder / "ground_truth" / kind / f"{i:03d}_mask.png")
     return root
