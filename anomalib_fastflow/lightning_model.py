@@ -8,6 +8,7 @@ Example:
 """
 
 import logging
+import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
@@ -23,18 +24,19 @@ from anomalib.pre_processing import PreProcessor
 from anomalib.visualization import Visualizer
 from lightning.pytorch import Callback
 from lightning.pytorch.trainer.states import TrainerFn
-from lightning.pytorch.utilities import rank_zero_warn
+from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 from lightning.pytorch.utilities.types import STEP_OUTPUT, OptimizerLRScheduler
 from torchvision.transforms.v2 import Compose, Normalize, Resize
 
 from .anomaly_map import Fusion, Likelihood
 from .augmentation import AugmentationChoice, TrainingViews, common_folder, resolve_augmentation
 from .backbones import OFFLINE_BACKBONE, PRETRAINED_WEIGHTS, normalization, resolve_preset
-from .callbacks import FixedTrainingShards, ValidateAfterLastEpoch
+from .callbacks import SeededTrainingOrder, StopOnNonFinite, ValidateAfterLastEpoch
 from .data.cached_views import CachedViewsDataset
 from .data.checks import DataCheck
 from .feature_cache import FeatureCache
 from .loss import negative_log_likelihood
+from .schedule import default_epochs, has_lightning_default_budget, one_cycle
 from .torch_model import FastFlowModel
 
 logger = logging.getLogger(__name__)
@@ -85,7 +87,8 @@ class FastFlow(AnomalibModule):
         lr: Adam learning rate; the peak rate under ``one_cycle`` (paper: 1e-3, constant).
         weight_decay: Adam weight decay (paper: 1e-5).
         lr_schedule: ``one_cycle`` (warm-up to ``lr``, then cosine decay to near zero over the
-            run's steps; needs ``max_epochs`` or ``max_steps``) or ``constant`` (paper). The default
+            run's steps) or ``constant`` (paper). Without ``max_epochs``, ``max_steps`` or
+            ``max_time`` FastFlow trains for its default budget (``schedule.default_epochs``). The default
             and its peak rate are measured in ``docs/training.md``: one_cycle at 5e-3 reaches in
             4 epochs what the paper's constant 1e-3 reaches in 10.
         warmup_fraction: Share of the steps spent warming up under ``one_cycle``.
@@ -182,8 +185,9 @@ class FastFlow(AnomalibModule):
         return PreProcessor(transform=Compose([Resize(image_size, antialias=True), Normalize(mean, std)]))
 
     def setup(self, stage: str) -> None:
-        """Before a fit: pick the views for the datamodule's category, open the feature cache and
-        wrap the training set so that it leaves unread the images of cached views.
+        """Before a fit: pick the views for the datamodule's category, set the default budget if the
+        user gave none (``schedule.default_epochs``), open the feature cache and wrap the training
+        set so that it leaves unread the images of cached views.
 
         This runs before Lightning first builds the training loader (which it does early, to count
         the optimizer steps for the lr schedule), so the loader reads the wrapped set.
@@ -197,6 +201,8 @@ class FastFlow(AnomalibModule):
         paths = list(train_data.samples["image_path"]) if isinstance(train_data, AnomalibDataset) else []
         self.training_views = TrainingViews(augmentation, self.hparams.augmentation_views, root=common_folder(paths))
         logger.info("Training views: %d per image, %s", self.training_views.num_views, augmentation)
+        if has_lightning_default_budget(self.trainer):
+            self._set_default_budget(len(datamodule.train_dataloader()) if datamodule is not None else 0)
         if not self.hparams.cache_features:
             return
         if getattr(datamodule, "train_augmentations", None) is not None:
@@ -210,6 +216,17 @@ class FastFlow(AnomalibModule):
         if isinstance(train_data, AnomalibDataset):
             self.cached_views_dataset = CachedViewsDataset(train_data, self.training_views)
             datamodule.train_data = self.cached_views_dataset
+
+    def _set_default_budget(self, batches_per_epoch: int) -> None:
+        """Train for ``schedule.default_epochs`` instead of Lightning's 1000 (0 batches: unknown)."""
+        trainer = self.trainer
+        steps_per_epoch = math.ceil(batches_per_epoch / trainer.world_size / trainer.accumulate_grad_batches)
+        trainer.fit_loop.max_epochs = default_epochs(steps_per_epoch)
+        rank_zero_info(
+            "FastFlow: no max_epochs, max_steps or max_time given, so it trains for its default budget: "
+            f"{trainer.max_epochs} epochs of {steps_per_epoch or 'an unknown number of'} steps, "
+            "not Lightning's 1000."
+        )
 
     def on_train_epoch_start(self) -> None:
         """Tell the training set which views are cached before the epoch's loader starts."""
@@ -263,6 +280,8 @@ class FastFlow(AnomalibModule):
             computed = self.model.feature_extractor(images)
             if self.feature_cache is not None:
                 self.feature_cache.store([keys[i] for i in missing], computed)
+                # in the cache's precision, as later epochs (or a resumed run) will read them
+                computed = [feature.to(self.feature_cache.dtype).to(feature.dtype) for feature in computed]
             if len(missing) == len(keys):
                 return computed
             for position, index in enumerate(missing):
@@ -277,31 +296,8 @@ class FastFlow(AnomalibModule):
         del args, kwargs
         latents, log_jacobians = self.model.encode(self.training_features(batch))
         loss = negative_log_likelihood(latents, log_jacobians)
-        if not torch.isfinite(loss):
-            self._stop_with_last_good_weights(f"the training loss is {loss.item()} for images {batch.image_path}")
         self.log("train_loss", loss, on_epoch=True, prog_bar=True, batch_size=len(batch.image))
         return {"loss": loss}
-
-    def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
-        """Stop before a non-finite gradient can reach the weights."""
-        del optimizer
-        gradients = [parameter.grad.sum() for parameter in self.model.parameters() if parameter.grad is not None]
-        if gradients and not torch.isfinite(torch.stack(gradients)).all():
-            self._stop_with_last_good_weights("a gradient is not finite")
-
-    def _stop_with_last_good_weights(self, reason: str) -> None:
-        """Save the weights (still finite: no bad step was taken) and stop training.
-
-        Raises:
-            FloatingPointError: Always; names the epoch, step and checkpoint.
-        """
-        path = Path(self.trainer.default_root_dir) / "last_good_weights.ckpt"
-        self.trainer.save_checkpoint(path)
-        msg = (
-            f"Training stopped at epoch {self.current_epoch}, step {self.global_step}: {reason}. "
-            f"The last good weights are saved in {path}."
-        )
-        raise FloatingPointError(msg)
 
     def validation_step(self, batch: Batch, *args, **kwargs) -> STEP_OUTPUT:
         """Anomaly maps and scores for the batch (used by the post-processor's thresholds)."""
@@ -327,19 +323,7 @@ class FastFlow(AnomalibModule):
         if not 0 < total_steps < float("inf"):
             msg = "lr_schedule='one_cycle' needs a bounded run: set trainer.max_epochs or trainer.max_steps."
             raise ValueError(msg)
-        warmup_fraction = self.hparams.warmup_fraction
-        if warmup_fraction * total_steps == 1:
-            # OneCycleLR divides by zero for a warm-up of exactly one step (pytorch/pytorch#180187),
-            # e.g. 10 steps at the default 0.1; a hair more gives that schedule's limit: step 0 at
-            # the initial rate, then the decay from (nearly) the peak.
-            warmup_fraction *= 1 + 1e-9
-        scheduler = torch.optim.lr_scheduler.OneCycleLR(
-            optimizer,
-            max_lr=self.hparams.lr,
-            total_steps=int(total_steps),
-            pct_start=warmup_fraction,
-            cycle_momentum=False,
-        )
+        scheduler = one_cycle(optimizer, int(total_steps), self.hparams.lr, self.hparams.warmup_fraction)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
@@ -374,12 +358,15 @@ class FastFlow(AnomalibModule):
         super().on_load_checkpoint(checkpoint)
 
     def configure_callbacks(self) -> list[Callback]:
-        """anomalib's callbacks, an image check, validation after the last epoch, fixed DDP shards."""
-        return [*super().configure_callbacks(), DataCheck(), ValidateAfterLastEpoch(), FixedTrainingShards()]
+        """anomalib's callbacks, an image check, validation after the last epoch, a seeded training
+        order and a stop before a non-finite loss or gradient reaches the weights."""
+        callbacks = [DataCheck(), ValidateAfterLastEpoch(), SeededTrainingOrder(), StopOnNonFinite()]
+        return [*super().configure_callbacks(), *callbacks]
 
     @property
     def trainer_arguments(self) -> dict[str, Any]:
-        """No gradient clipping and no sanity validation; the epoch budget is the user's to set."""
+        """No gradient clipping and no sanity validation. The budget is not set here (anomalib's
+        ``Engine`` would let it override the user's); ``setup`` sets it when the user gave none."""
         return {"gradient_clip_val": 0, "num_sanity_val_steps": 0}
 
     @property

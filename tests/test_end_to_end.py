@@ -74,6 +74,7 @@ def test_anomalib_cli_trains_tests_predicts_and_exports(
 def test_demo_reaches_useful_auroc_and_writes_heatmaps(tmp_path: Path) -> None:
     rows = demo(root=tmp_path / "data", output=tmp_path / "results", categories=["brick"], max_epochs=8)
     [row] = rows
+    assert row["epochs"] == 8
     assert row["image_AUROC"] >= 0.9, row
     assert row["pixel_AUROC"] >= 0.9, row
     heatmaps = list(Path(row["heatmaps"]).rglob("*.png"))

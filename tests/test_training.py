@@ -9,13 +9,14 @@ from pathlib import Path
 
 import pytest
 import torch
+from anomalib.callbacks.checkpoint import ModelCheckpoint as AnomalibModelCheckpoint
 from anomalib.engine import Engine
 from lightning.pytorch import Callback, LightningModule, Trainer, seed_everything
 from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 from torch.utils.data import DistributedSampler
 
 from anomalib_fastflow import FastFlow, MVTec, build_demo_dataset
-from anomalib_fastflow.data.fixed_shards import FixedShardSampler
+from anomalib_fastflow.data.samplers import EpochSeededSampler, FixedShardSampler
 
 
 class _Spy(Callback):
@@ -135,3 +136,69 @@ def test_a_dataset_copied_elsewhere_trains_to_identical_weights(tiny_dataset: Pa
     copy = shutil.copytree(tiny_dataset, tmp_path / "somewhere" / "else" / "data")
     here, there = _trained_flows(tiny_dataset, tmp_path / "here"), _trained_flows(copy, tmp_path / "there")
     assert all(torch.equal(here[key], there[key]) for key in here)
+
+
+class _KillAtEpoch(Callback):
+    """Fails the run when epoch ``epoch`` starts, as a killed job would stop."""
+
+    def __init__(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def on_train_epoch_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        if trainer.current_epoch == self.epoch:
+            raise RuntimeError(f"killed at epoch {self.epoch}")
+
+
+def _fit(
+    data: Path, root: Path, callbacks: list[Callback], ckpt_path: Path | None = None
+) -> tuple[FastFlow, Engine]:
+    seed_everything(0, workers=True)
+    model = FastFlow(input_size=64, flow_steps=2, augmentation="paper")
+    datamodule = MVTec(
+        root=data, category="brick", train_batch_size=4, eval_batch_size=4, num_workers=0, seed=0
+    )
+    engine = Engine(
+        max_epochs=6, default_root_dir=root, logger=False, limit_val_batches=0, callbacks=callbacks
+    )
+    engine.fit(model, datamodule=datamodule, ckpt_path=ckpt_path)
+    return model, engine
+
+
+def test_a_run_resumed_from_its_last_checkpoint_ends_with_the_uninterrupted_weights(
+    tiny_dataset: Path, tmp_path: Path
+) -> None:
+    """Killed after 5 of 6 epochs (4 views per image: epoch 5 reads the cache the resumed run rebuilds)."""
+    whole, whole_engine = _fit(tiny_dataset, tmp_path / "whole", [])
+    # FastFlow validates only after the last epoch, so a checkpoint callback saves then, unless told
+    # to save after every epoch: what a run that may be killed needs.
+    checkpoints = AnomalibModelCheckpoint(
+        dirpath=tmp_path / "checkpoints", save_last=True, save_on_train_epoch_end=True
+    )
+    with pytest.raises(RuntimeError, match="killed at epoch 5"):
+        _fit(tiny_dataset, tmp_path / "killed", [checkpoints, _KillAtEpoch(5)])
+    assert not (tmp_path / "killed" / "feature_cache" / "rank0").exists()  # nothing left for the next run
+    last = tmp_path / "checkpoints" / "last.ckpt"
+    resumed, resumed_engine = _fit(tiny_dataset, tmp_path / "resumed", [], ckpt_path=last)
+    assert resumed_engine.trainer.global_step == whole_engine.trainer.global_step == 6 * 3
+    # The one-cycle schedule went on where it stopped: the same final rate, not a new warm-up.
+    [whole_lr], [resumed_lr] = (
+        [group["lr"] for group in engine.trainer.optimizers[0].param_groups]
+        for engine in (whole_engine, resumed_engine)
+    )
+    assert resumed_lr == pytest.approx(whole_lr, rel=1e-9)
+    expected, actual = whole.model.flows.state_dict(), resumed.model.flows.state_dict()
+    for key in expected:
+        torch.testing.assert_close(actual[key], expected[key], rtol=1e-5, atol=1e-6)
+
+
+def test_epoch_seeded_order_depends_on_seed_and_epoch_only() -> None:
+    orders = {}
+    for seed, epoch in ((0, 0), (0, 1), (1, 0)):
+        sampler = EpochSeededSampler(10, seed)
+        sampler.set_epoch(epoch)
+        orders[seed, epoch] = list(sampler)
+        assert sorted(orders[seed, epoch]) == list(range(10)) and len(sampler) == 10
+    torch.manual_seed(123)  # the global random state plays no part
+    again = EpochSeededSampler(10, 0)
+    again.set_epoch(1)
+    assert list(again) == orders[0, 1] != orders[0, 0] != orders[1, 0]

@@ -1,0 +1,53 @@
+"""How long FastFlow trains and how its learning rate moves.
+
+- The default budget: when the user gives Lightning no ``max_epochs``, ``max_steps`` or
+  ``max_time``, Lightning trains for 1000 epochs; FastFlow trains for ``default_epochs`` instead
+  (chosen on the demo data: ``docs/budget_study/``).
+- The one-cycle schedule: a warm-up to the peak rate, then a cosine decay to near zero over the
+  run's steps.
+"""
+
+import math
+
+import torch
+from lightning.pytorch import Trainer
+
+LIGHTNING_DEFAULT_MAX_EPOCHS = 1000  # what Lightning trains for when no limit is given
+DEFAULT_STEPS = 125  # optimizer steps of the default budget, at least ...
+MIN_DEFAULT_EPOCHS = 10  # ... this many epochs (each of the 4 views of an image seen 2-3 times) ...
+MAX_DEFAULT_EPOCHS = 100  # ... and at most this many
+
+
+def default_epochs(steps_per_epoch: int) -> int:
+    """Epochs of the default budget: ``DEFAULT_STEPS`` optimizer steps, within the epoch bounds.
+
+    A small training set (few steps per epoch) gets more epochs, a large one fewer: 40 images in
+    batches of 8 train 25 epochs, MVTec AD's 209 bottle images in batches of 32 train 18.
+    """
+    if steps_per_epoch <= 0:  # unknown (no datamodule to count): the fewest epochs
+        return MIN_DEFAULT_EPOCHS
+    return min(max(math.ceil(DEFAULT_STEPS / steps_per_epoch), MIN_DEFAULT_EPOCHS), MAX_DEFAULT_EPOCHS)
+
+
+def has_lightning_default_budget(trainer: Trainer) -> bool:
+    """Whether the run's only limit is the 1000 epochs Lightning sets when none was given.
+
+    Lightning turns ``max_epochs=None`` into 1000 before any model hook runs; an explicit
+    ``max_epochs=1000`` looks the same from here, so it counts as "not given" (``max_steps`` or
+    ``max_time`` say "train this long" unambiguously).
+    """
+    return trainer.max_epochs == LIGHTNING_DEFAULT_MAX_EPOCHS and trainer.max_steps == -1
+
+
+def one_cycle(
+    optimizer: torch.optim.Optimizer, total_steps: int, peak_lr: float, warmup_fraction: float
+) -> torch.optim.lr_scheduler.OneCycleLR:
+    """Warm-up over ``warmup_fraction`` of ``total_steps`` to ``peak_lr``, then cosine decay to near zero."""
+    if warmup_fraction * total_steps == 1:
+        # OneCycleLR divides by zero for a warm-up of exactly one step (pytorch/pytorch#180187),
+        # e.g. 10 steps at the default 0.1; a hair more gives that schedule's limit: step 0 at
+        # the initial rate, then the decay from (nearly) the peak.
+        warmup_fraction *= 1 + 1e-9
+    return torch.optim.lr_scheduler.OneCycleLR(
+        optimizer, max_lr=peak_lr, total_steps=total_steps, pct_start=warmup_fraction, cycle_momentum=False
+    )

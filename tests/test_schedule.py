@@ -1,0 +1,61 @@
+"""The default budget (used only when the user sets none) and the one-cycle schedule it feeds."""
+
+from pathlib import Path
+
+import pytest
+from anomalib.engine import Engine
+from lightning.pytorch import Callback, LightningModule, Trainer
+
+from anomalib_fastflow import FastFlow, MVTec
+from anomalib_fastflow.schedule import MAX_DEFAULT_EPOCHS, MIN_DEFAULT_EPOCHS, default_epochs
+
+
+@pytest.mark.parametrize(
+    ("steps_per_epoch", "epochs"),
+    [(5, 25), (7, 18), (3, 42), (1000, MIN_DEFAULT_EPOCHS), (1, MAX_DEFAULT_EPOCHS), (0, MIN_DEFAULT_EPOCHS)],
+)
+def test_default_epochs_adapt_to_the_steps_per_epoch(steps_per_epoch: int, epochs: int) -> None:
+    assert default_epochs(steps_per_epoch) == epochs
+
+
+class _BudgetSpy(Callback):
+    """Records the run's epoch budget and the lr schedule's length, then stops after one step."""
+
+    def __init__(self) -> None:
+        self.max_epochs: int | None = None
+        self.schedule_steps: int | None = None
+
+    def on_train_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        self.max_epochs = trainer.max_epochs
+        schedulers = trainer.lr_scheduler_configs
+        self.schedule_steps = schedulers[0].scheduler.total_steps if schedulers else None
+
+    def on_train_batch_end(self, trainer: Trainer, *args: object) -> None:
+        trainer.should_stop = True
+
+
+def _budget(tiny_dataset: Path, tmp_path: Path, **trainer_kwargs: object) -> _BudgetSpy:
+    spy = _BudgetSpy()
+    datamodule = MVTec(root=tiny_dataset, category="brick", train_batch_size=4, eval_batch_size=4, num_workers=0)
+    engine = Engine(default_root_dir=tmp_path, logger=False, limit_val_batches=0, callbacks=[spy], **trainer_kwargs)
+    engine.fit(FastFlow(input_size=64, flow_steps=2), datamodule=datamodule)
+    return spy
+
+
+def test_no_budget_given_trains_for_the_default_budget(tiny_dataset: Path, tmp_path: Path) -> None:
+    """12 training images in batches of 4: 3 steps per epoch, so 42 epochs, not Lightning's 1000."""
+    spy = _budget(tiny_dataset, tmp_path)
+    assert spy.max_epochs == default_epochs(3) == 42
+    assert spy.schedule_steps == 42 * 3  # the one-cycle schedule spans the default budget
+    assert "max_epochs" not in FastFlow(input_size=64, flow_steps=2).trainer_arguments  # would beat the user's
+
+
+@pytest.mark.parametrize(
+    ("trainer_kwargs", "max_epochs", "schedule_steps"),
+    [({"max_epochs": 3}, 3, 9), ({"max_steps": 5}, -1, 5), ({"max_epochs": 200}, 200, 600)],
+)
+def test_an_explicit_budget_always_wins(
+    tiny_dataset: Path, tmp_path: Path, trainer_kwargs: dict, max_epochs: int, schedule_steps: int
+) -> None:
+    spy = _budget(tiny_dataset, tmp_path, **trainer_kwargs)
+    assert (spy.max_epochs, spy.schedule_steps) == (max_epochs, schedule_steps)
