@@ -36,7 +36,7 @@ from .data.cached_views import CachedViewsDataset
 from .data.checks import DataCheck
 from .feature_cache import FeatureCache
 from .loss import negative_log_likelihood
-from .schedule import default_epochs, has_lightning_default_budget, one_cycle
+from .schedule import budget_peak_lr, default_epochs, has_lightning_default_budget, one_cycle
 from .torch_model import FastFlowModel
 
 logger = logging.getLogger(__name__)
@@ -92,6 +92,9 @@ class FastFlow(AnomalibModule):
             and its peak rate are measured in ``docs/training.md``: one_cycle at 5e-3 reaches in
             4 epochs what the paper's constant 1e-3 reaches in 10.
         warmup_fraction: Share of the steps spent warming up under ``one_cycle``.
+        scale_lr_to_budget: Under ``one_cycle``, a run longer than the default budget peaks at
+            ``lr`` times default / actual steps (``schedule.budget_peak_lr``), so that a long
+            budget does not lose the image AUROC a fixed peak loses (``docs/budget_study/``).
         pre_processor: anomalib pre-processor, or ``True`` for resize + the backbone's normalization.
         post_processor: anomalib post-processor, or ``True`` for the default.
         evaluator: anomalib evaluator, or ``True`` for image/pixel AUROC and F1 on the test set.
@@ -125,6 +128,7 @@ class FastFlow(AnomalibModule):
         weight_decay: float = 1e-5,
         lr_schedule: LRSchedule = "one_cycle",
         warmup_fraction: float = 0.1,
+        scale_lr_to_budget: bool = True,
         pre_processor: PreProcessor | bool = True,
         post_processor: PostProcessor | bool = True,
         evaluator: Evaluator | bool = True,
@@ -323,7 +327,12 @@ class FastFlow(AnomalibModule):
         if not 0 < total_steps < float("inf"):
             msg = "lr_schedule='one_cycle' needs a bounded run: set trainer.max_epochs or trainer.max_steps."
             raise ValueError(msg)
-        scheduler = one_cycle(optimizer, int(total_steps), self.hparams.lr, self.hparams.warmup_fraction)
+        peak_lr = self.hparams.lr
+        batches = self.trainer.num_training_batches
+        if self.hparams.scale_lr_to_budget and math.isfinite(batches):
+            steps_per_epoch = math.ceil(batches / self.trainer.accumulate_grad_batches)
+            peak_lr = budget_peak_lr(peak_lr, int(total_steps), steps_per_epoch)
+        scheduler = one_cycle(optimizer, int(total_steps), peak_lr, self.hparams.warmup_fraction)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:

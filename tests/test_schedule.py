@@ -24,21 +24,31 @@ class _BudgetSpy(Callback):
     def __init__(self) -> None:
         self.max_epochs: int | None = None
         self.schedule_steps: int | None = None
+        self.peak_lr: float | None = None
 
     def on_train_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
         self.max_epochs = trainer.max_epochs
         schedulers = trainer.lr_scheduler_configs
         self.schedule_steps = schedulers[0].scheduler.total_steps if schedulers else None
+        self.peak_lr = trainer.optimizers[0].param_groups[0].get("max_lr")
 
     def on_train_batch_end(self, trainer: Trainer, *args: object) -> None:
         trainer.should_stop = True
 
 
-def _budget(tiny_dataset: Path, tmp_path: Path, **trainer_kwargs: object) -> _BudgetSpy:
+def _budget(
+    tiny_dataset: Path, tmp_path: Path, scale_lr: bool = True, **trainer_kwargs: object
+) -> _BudgetSpy:
     spy = _BudgetSpy()
-    datamodule = MVTec(root=tiny_dataset, category="brick", train_batch_size=4, eval_batch_size=4, num_workers=0)
-    engine = Engine(default_root_dir=tmp_path, logger=False, limit_val_batches=0, callbacks=[spy], **trainer_kwargs)
-    engine.fit(FastFlow(input_size=64, flow_steps=2), datamodule=datamodule)
+    datamodule = MVTec(
+        root=tiny_dataset, category="brick", train_batch_size=4, eval_batch_size=4, num_workers=0
+    )
+    engine = Engine(
+        default_root_dir=tmp_path, logger=False, limit_val_batches=0, callbacks=[spy], **trainer_kwargs
+    )
+    engine.fit(
+        FastFlow(input_size=64, flow_steps=2, lr=5e-3, scale_lr_to_budget=scale_lr), datamodule=datamodule
+    )
     return spy
 
 
@@ -47,7 +57,9 @@ def test_no_budget_given_trains_for_the_default_budget(tiny_dataset: Path, tmp_p
     spy = _budget(tiny_dataset, tmp_path)
     assert spy.max_epochs == default_epochs(3) == 42
     assert spy.schedule_steps == 42 * 3  # the one-cycle schedule spans the default budget
-    assert "max_epochs" not in FastFlow(input_size=64, flow_steps=2).trainer_arguments  # would beat the user's
+    assert (
+        "max_epochs" not in FastFlow(input_size=64, flow_steps=2).trainer_arguments
+    )  # would beat the user's
 
 
 @pytest.mark.parametrize(
@@ -59,3 +71,16 @@ def test_an_explicit_budget_always_wins(
 ) -> None:
     spy = _budget(tiny_dataset, tmp_path, **trainer_kwargs)
     assert (spy.max_epochs, spy.schedule_steps) == (max_epochs, schedule_steps)
+
+
+@pytest.mark.parametrize(
+    ("max_epochs", "scale_lr", "peak_lr"),
+    [(42, True, 5e-3), (3, True, 5e-3), (200, True, 5e-3 * 126 / 600), (200, False, 5e-3)],
+)
+def test_a_budget_beyond_the_default_peaks_lower(
+    tiny_dataset: Path, tmp_path: Path, max_epochs: int, scale_lr: bool, peak_lr: float
+) -> None:
+    """3 steps per epoch: the default budget is 42 epochs (126 steps); 200 epochs (600 steps) peak
+    at 126/600 of ``lr``, the same rate integral; shorter budgets, or no scaling, peak at ``lr``."""
+    spy = _budget(tiny_dataset, tmp_path, scale_lr=scale_lr, max_epochs=max_epochs)
+    assert spy.peak_lr == pytest.approx(peak_lr, rel=1e-9)
