@@ -75,7 +75,9 @@ class BenchmarkConfig:
         backbones: timm backbones; every model runs on each at our preset's input size.
         data: Dataset and categories.
         epochs: Training epochs per model (one budget per model family); 0 measures inference
-            cost only (untrained weights time the same; PatchCore then only with the bank sizes).
+            cost only (untrained weights time the same; PatchCore then only with the bank sizes);
+            null trains for the model's own default budget (FastFlow's ``schedule.default_epochs``;
+            Lightning's 1000 epochs for models without one).
         runtimes: Runtimes in which each model's inference cost is measured (TensorRT ones are
             recorded as skipped, with the reason, where TensorRT or a GPU is missing).
         model_options: Constructor arguments per model, on top of the benchmark's own (e.g.
@@ -96,7 +98,7 @@ class BenchmarkConfig:
     models: list[ModelName] = field(default_factory=lambda: list(BUILDERS))
     backbones: list[str] = field(default_factory=lambda: [OFFLINE_BACKBONE])
     data: DataSpec = field(default_factory=DataSpec)
-    epochs: dict[str, int] = field(
+    epochs: dict[str, int | None] = field(
         default_factory=lambda: {"fastflow": 10, "anomalib_fastflow": 10, "anomalib_patchcore": 1, "anomalib_cflow": 2}
     )
     runtimes: dict[str, list[RuntimeName]] = field(default_factory=lambda: {"fastflow": ["torch", "openvino"]})
@@ -111,7 +113,7 @@ class BenchmarkConfig:
     output: Path = Path("results/benchmark")
 
 
-def _evaluator() -> Evaluator:
+def accuracy_evaluator() -> Evaluator:
     """Image AUROC, pixel AUROC and pixel AUPRO on the test split, the same for every model (the
     pixel metrics are left out on datasets without masks, e.g. CIFAR-10 one-class)."""
     return Evaluator(
@@ -211,16 +213,15 @@ def _run_job(config: BenchmarkConfig, accuracy: _Table, cost: _Table, model_name
     output = Path(config.output)
     try:
         options = config.model_options.get(model_name, {})
-        build = partial(BUILDERS[model_name], backbone, config.weights, evaluator=_evaluator(), **options)
+        build = partial(BUILDERS[model_name], backbone, config.weights, evaluator=accuracy_evaluator(), **options)
         model = seeded(build, config.seed)
-        if epochs > 0:
+        if epochs is None or epochs > 0:
             datamodule = config.data.datamodule(category, config.seed)
             root = output / "runs" / model_name / backbone
             disturbed = "disturbed" in config.test_sets
             also_test = {"disturbed": _disturbed_datamodule(config, category)} if disturbed else {}
-            result = train_and_test(
-                model, datamodule, epochs, root, config.seed, check_val_every_n_epoch=epochs, also_test=also_test
-            )
+            validation = {} if epochs is None else {"check_val_every_n_epoch": epochs}
+            result = train_and_test(model, datamodule, epochs, root, config.seed, also_test=also_test, **validation)
             costs = {
                 "fit_seconds": round(result.fit_seconds, 2),
                 "seconds_per_epoch": round(result.seconds_per_epoch, 3),

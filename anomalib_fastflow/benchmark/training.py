@@ -72,7 +72,7 @@ class TrainingResult:
 def train_and_test(
     model: AnomalibModule,
     datamodule: AnomalibDataModule,
-    max_epochs: int,
+    max_epochs: int | None,
     root: Path,
     seed: int = 0,
     evaluate_each_epoch: bool = False,
@@ -80,7 +80,8 @@ def train_and_test(
     also_test: dict[str, AnomalibDataModule] | None = None,
     **trainer_kwargs: object,
 ) -> TrainingResult:
-    """Fit ``model`` for ``max_epochs`` with anomalib's ``Engine`` (its defaults otherwise), then test it.
+    """Fit ``model`` for ``max_epochs`` (None: the model's default budget) with anomalib's ``Engine``
+    (its defaults otherwise), then test it.
 
     ``also_test`` names further datamodules whose test split the trained model is tested on too
     (e.g. the disturbed copy of the test set). With ``test=False`` (runs that only measure time) the AUROCs are NaN and no checkpoint is
