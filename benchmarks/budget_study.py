@@ -35,6 +35,7 @@ from anomalib.post_processing import PostProcessor
 from lightning.pytorch import Callback, LightningModule, Trainer
 
 from anomalib_fastflow import FastFlow
+from anomalib_fastflow.backbones import OFFLINE_BACKBONE
 from anomalib_fastflow.benchmark.baselines import anomalib_fastflow
 from anomalib_fastflow.benchmark.datasets import DataSpec
 from anomalib_fastflow.benchmark.grid import accuracy_evaluator
@@ -59,7 +60,7 @@ RECIPES: dict[str, Callable[..., AnomalibModule]] = {
     "default": lambda **kwargs: FastFlow(**kwargs),
     "fixed_peak": lambda **kwargs: FastFlow(scale_lr_to_budget=False, **kwargs),
     "paper": lambda **kwargs: FastFlow(lr_schedule="constant", lr=1e-3, **kwargs),
-    "anomalib": lambda **kwargs: anomalib_fastflow(FastFlow().hparams.backbone, **kwargs),
+    "anomalib": lambda **kwargs: anomalib_fastflow(OFFLINE_BACKBONE, **kwargs),
 }
 
 
