@@ -6,8 +6,8 @@
 - The one-cycle schedule: a warm-up to the peak rate, then a cosine decay to near zero over the
   run's steps. A run longer than the default budget takes a proportionally lower peak
   (``budget_peak_lr``): the same rate integral, spread over more steps. At a fixed peak, image
-  AUROC fell as budgets grew (demo objects: 0.99 after 25 epochs, 0.88 after 100); at the scaled
-  peak it holds (``docs/budget_study/``).
+  AUROC fell as budgets grew (demo retina: 0.98 after 25 epochs, 0.74 after 100); at the scaled
+  peak it holds (0.98 after 100, ``docs/budget_study/``).
 """
 
 import math
