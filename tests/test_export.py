@@ -6,6 +6,7 @@ code under a Core whose default is bf16 (as on those CPUs, wherever OpenVINO can
 """
 
 from collections import Counter
+from itertools import takewhile
 from pathlib import Path
 
 import numpy as np
@@ -32,6 +33,7 @@ from anomalib_fastflow.export import (
     unavailable_reason,
 )
 from anomalib_fastflow.export.exporter import load_checkpoint
+from anomalib_fastflow.export.mixed_precision import KEPT_PRECISION
 from anomalib_fastflow.export.openvino_compile import compiled_precision, weights_precision
 from anomalib_fastflow.export.runtimes import torch_bf16_unavailable_reason
 from anomalib_fastflow.hardware import describe_cpu
@@ -102,10 +104,11 @@ def test_openvino_fp32_stays_f32_where_the_host_defaults_to_bf16(
 
 def test_bf16_formats_are_measured_or_skipped_with_the_reason(report: dict[str, object], trained: dict[str, Path]) -> None:
     rows, text = report["rows"], (report["output"] / "parity.md").read_text()
+    assert (report["output"] / "openvino_bf16" / "model.xml").is_file()  # written on any CPU
     if reason := bf16_unavailable_reason():
         assert "openvino_bf16" not in rows and f"openvino_bf16: skipped: {reason}" in text
     else:
-        assert rows["openvino_bf16"].precision == "bf16"
+        assert rows["openvino_bf16"].precision == "bf16+f32"  # bf16 but for the image's first stage
         assert rows["openvino_bf16"].max_relative > 1e-3, rows["openvino_bf16"]  # really bf16
         assert abs(rows["openvino_bf16"].image_auroc - rows["torch"].image_auroc) <= 0.01
     if reason := torch_bf16_unavailable_reason():
@@ -122,6 +125,32 @@ def test_weights_precision_is_read_from_the_file(report: dict[str, object]) -> N
     assert weights_precision(output / "openvino_fp16" / "model.xml") == "fp16"
     assert weights_precision(output / "openvino_int8" / "model.xml") == "int8"
     assert weights_precision(output / "openvino_int8_ptq" / "model.xml") == "int8"
+    assert weights_precision(output / "openvino_bf16" / "model.xml") == "bf16"
+
+
+def test_openvino_bf16_keeps_the_first_stage_f32_and_nothing_after_it(report: dict[str, object]) -> None:
+    import openvino
+
+    model = openvino.Core().read_model(report["output"] / "openvino_bf16" / "model.xml")
+    ops = model.get_ordered_ops()
+    kept = {op.get_friendly_name() for op in ops if KEPT_PRECISION in op.get_rt_info()}
+    convolutions = [op for op in ops if op.get_type_name() in ("Convolution", "GroupConvolution")]
+    full_detail = lambda op: op.get_output_partial_shape(0)[2].get_length() >= 128  # noqa: E731 (256 px input)
+    first_stage = list(takewhile(full_detail, convolutions))  # the map's smoothing at the end is not in it
+    assert first_stage and {op.get_friendly_name() for op in first_stage} <= kept
+    assert not any(op.get_friendly_name() in kept for op in convolutions[len(first_stage) :])
+    assert not any(op.get_friendly_name() in kept for op in ops if op.get_type_name() == "MVN")
+    if bf16_unavailable_reason() is None:  # what the CPU plugin makes of the marks
+        compiled = openvino.Core().compile_model(model, "CPU", {"INFERENCE_PRECISION_HINT": "bf16"})
+        runs_in = {
+            op.get_friendly_name(): op.input_value(0).get_element_type().get_type_name()
+            for op in compiled.get_runtime_model().get_ops()
+            if op.get_rt_info()["layerType"].astype(str) == "Convolution"
+        }
+        first_names = {op.get_friendly_name() for op in first_stage}
+        assert {runs_in[name] for name in first_names} == {"f32"}, runs_in
+        later = {precision for name, precision in runs_in.items() if name not in first_names}
+        assert later == {"bf16"}, runs_in
 
 
 def test_openvino_inferencer_refuses_another_precision_or_a_missing_device(report: dict[str, object]) -> None:
@@ -131,6 +160,8 @@ def test_openvino_inferencer_refuses_another_precision_or_a_missing_device(repor
         openvino_inferencer(fp16, precision="fp32")
     with pytest.raises(ValueError, match=r"holds a FP32 model, but precision='int8' asks for a INT8"):
         openvino_inferencer(output / "openvino_fp32" / "model.xml", precision="int8")
+    with pytest.raises(ValueError, match=r"holds a FP32 model, but precision='bf16' asks for a BF16"):
+        openvino_inferencer(output / "openvino_fp32" / "model.xml", precision="bf16")
     with pytest.raises(ValueError, match=r"OpenVINO device 'NPU.3' does not exist on this machine; it sees \['CPU'"):
         openvino_inferencer(fp16, precision="fp16", device="NPU.3")
     with pytest.raises(ValueError, match=r"precision='fp64': choose from \['fp32', 'fp16', 'int8', 'bf16'\]"):

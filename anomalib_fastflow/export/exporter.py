@@ -5,9 +5,10 @@ image size: the graph resizes any RGB image to the model's input size); OpenVINO
 ONNX file, which keeps every op exact (the direct PyTorch conversion is avoided). Two INT8
 variants, both NNCF: ``openvino_int8`` compresses weights to INT8 (activations stay floating
 point; needs no data), ``openvino_int8_ptq`` quantises weights and activations, calibrated on
-normal images only. ``openvino_bf16`` is no file of its own: it runs the FP32 IR at bf16
-inference precision, where OpenVINO can (every other OpenVINO format runs at f32, whatever the
-CPU's default). The flows' density estimate is sensitive to small feature shifts, so the export
+normal images only. ``openvino_bf16`` holds FP32 weights with the image's first stage marked
+to stay f32 (``mixed_precision``), to be compiled at bf16 inference precision: the rest of the
+model runs bf16 where the CPU has it (every other OpenVINO format runs at f32, whatever the CPU's
+default). The flows' density estimate is sensitive to small feature shifts, so the export
 command reports each format's AUROC drop next to its speed.
 TensorRT engines are built from the same ONNX file.
 """
@@ -22,12 +23,10 @@ from anomalib.utils.serialization import anomalib_safe_globals
 
 from ..lightning_model import FastFlow
 from . import tensorrt
-from .openvino_compile import bf16_unavailable_reason
+from .mixed_precision import keep_stem_f32
 from .runtimes import OnnxRuntime, OpenVINORuntime, Runtime
 
 OPENVINO_FORMATS = ("openvino_fp32", "openvino_fp16", "openvino_int8", "openvino_int8_ptq", "openvino_bf16")
-# Formats that run another format's file at another inference precision.
-SAME_FILE_AS = {"openvino_bf16": "openvino_fp32"}
 TENSORRT_FORMATS = ("tensorrt_fp32", "tensorrt_fp16")
 FORMATS = ("onnx", *OPENVINO_FORMATS, *TENSORRT_FORMATS)
 
@@ -90,17 +89,14 @@ def export_formats(
     paths = {"onnx": Path(onnx_path) if onnx_path else model.to_onnx(output, opset_version=18)}
     skipped: dict[str, str] = {}
     openvino_formats = [name for name in OPENVINO_FORMATS if name in formats]
-    if "openvino_bf16" in openvino_formats and (reason := bf16_unavailable_reason()):
-        skipped["openvino_bf16"] = reason
-        openvino_formats.remove("openvino_bf16")
     if openvino_formats:
         import openvino
 
         ov_model = openvino.convert_model(paths["onnx"])
-        for file_format in dict.fromkeys(SAME_FILE_AS.get(name, name) for name in openvino_formats):
-            compressed = _compress(ov_model, file_format, calibration_images)
-            openvino.save_model(compressed, output / file_format / "model.xml", compress_to_fp16=file_format == "openvino_fp16")
-        paths.update({name: output / SAME_FILE_AS.get(name, name) / "model.xml" for name in openvino_formats})
+        for name in openvino_formats:
+            converted = _convert(ov_model, name, calibration_images, tuple(model.input_size))
+            paths[name] = output / name / "model.xml"
+            openvino.save_model(converted, paths[name], compress_to_fp16=name == "openvino_fp16")
     for name in (name for name in TENSORRT_FORMATS if name in formats):
         reason = tensorrt.unavailable_reason()
         if reason:
@@ -113,8 +109,18 @@ def export_formats(
     return paths, skipped
 
 
-def _compress(ov_model: "openvino.Model", name: str, calibration_images: np.ndarray | None) -> "openvino.Model":
-    """The OpenVINO model for format ``name``: as is, INT8 weights, or INT8 weights and activations."""
+def _convert(
+    ov_model: "openvino.Model", name: str, calibration_images: np.ndarray | None, input_size: tuple[int, int]
+) -> "openvino.Model":
+    """The OpenVINO model for format ``name``.
+
+    As converted (FP32, FP16), first stage marked f32 (bf16), INT8 weights, or INT8 weights and
+    activations (PTQ).
+    """
+    if name == "openvino_bf16":
+        marked = ov_model.clone()
+        keep_stem_f32(marked, input_size)
+        return marked
     if name not in ("openvino_int8", "openvino_int8_ptq"):
         return ov_model
     import nncf

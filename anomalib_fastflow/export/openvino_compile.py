@@ -9,7 +9,8 @@ Everything here passes the precision explicitly, fixes the batch, and reads back
 
 - ``compile_model``: an IR compiled at an explicit inference precision and batch size;
 - ``compiled_precision``: the precision the compiled model's convolutions actually run in;
-- ``weights_precision``: what an IR stores (``fp32``, ``fp16`` or ``int8``), read from its constants;
+- ``weights_precision``: what an IR stores (``fp32``, ``fp16``, ``int8``, or ``bf16``: FP32 weights
+  with the image's first stage marked to stay f32, ``mixed_precision``);
 - ``openvino_inferencer``: anomalib's ``OpenVINOInferencer`` set up for one of our exported
   files, refusing a file of another precision than asked or a device OpenVINO does not see.
 """
@@ -23,6 +24,7 @@ import numpy as np
 from anomalib.deploy import OpenVINOInferencer
 
 from ..hardware import describe_cpu
+from .mixed_precision import keeps_stem_f32
 
 if TYPE_CHECKING:
     import openvino
@@ -35,7 +37,7 @@ PRECISIONS: dict[str, tuple[str, InferencePrecision]] = {
     "fp32": ("fp32", "f32"),
     "fp16": ("fp16", "f32"),
     "int8": ("int8", "f32"),
-    "bf16": ("fp32", "bf16"),
+    "bf16": ("bf16", "bf16"),
 }
 # Devices that stand for others (OpenVINO's virtual devices) rather than hardware.
 VIRTUAL_DEVICES = ("AUTO", "MULTI", "HETERO", "BATCH")
@@ -124,10 +126,14 @@ def compiled_precision(compiled: "openvino.CompiledModel") -> str:
 
 
 def weights_precision(path: Path | str) -> str:
-    """What an IR (or ONNX file) stores: ``int8`` (quantized or compressed), ``fp16`` or ``fp32``."""
+    """What an IR (or ONNX file) stores: ``int8`` (quantized or compressed), ``fp16``, ``bf16`` or ``fp32``.
+
+    ``bf16`` is our ``openvino_bf16`` export: FP32 weights, the image's first stage marked f32.
+    """
     import openvino
 
-    ops = openvino.Core().read_model(str(path)).get_ops()
+    model = openvino.Core().read_model(str(path))
+    ops = model.get_ops()
     if any(op.get_type_name() == "FakeQuantize" for op in ops):
         return "int8"
     weights = {
@@ -139,7 +145,7 @@ def weights_precision(path: Path | str) -> str:
         return "int8"
     if "f16" in weights:
         return "fp16"
-    return "fp32"
+    return "bf16" if keeps_stem_f32(model) else "fp32"
 
 
 @cache
@@ -173,9 +179,10 @@ def openvino_inferencer(
     """anomalib's ``OpenVINOInferencer`` for an exported FastFlow, compiled at the precision asked for.
 
     ``fp32``, ``fp16`` (FP16 weights) and ``int8`` files run at f32 inference precision on every
-    CPU; ``bf16`` runs an FP32 file in bf16. The model is compiled for ``batch_size`` images per
-    call (any image size; ``None`` keeps the batch free, about 1.5x slower on a CPU). The call
-    style is anomalib's: ``openvino_inferencer("openvino_fp32/model.xml").predict(image)``.
+    CPU; ``bf16`` runs an ``openvino_bf16`` file in bf16 but for its f32 first stage. The model is
+    compiled for ``batch_size`` images per call (any image size; ``None`` keeps the batch free,
+    about 1.5x slower on a CPU). The call style is anomalib's:
+    ``openvino_inferencer("openvino_fp32/model.xml").predict(image)``.
 
     Raises:
         ValueError: An unknown precision, a file that stores another precision than asked, a
