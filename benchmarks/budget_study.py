@@ -16,8 +16,11 @@ Each model trains on the first ``--train-images`` training images; the rest are 
 mean negative log-likelihood of their features (per dimension, no views) is recorded with every
 result: normal images the flows have not fitted, an honest overfitting signal that needs no test
 label. Test metrics are computed on raw maps (no min-max normalisation, which clamps) with image
-AUROC, pixel AUROC and AUPRO. Rows are appended to ``budget.csv`` as they finish; a rerun skips
-the rows present. ``--report`` writes ``tables.md`` and ``budget.png`` (curves) from it.
+AUROC, pixel AUROC and AUPRO. ``--seed`` (default 0) seeds the initial weights, FrEIA's
+permutations and the training order; rerunning a budget at other seeds measures run-to-run
+noise. Rows are appended to ``budget.csv`` as they finish; a rerun skips the rows present.
+``--report`` writes ``tables.md`` (seed 0, plus a table over seeds where there are several) and
+``budget.png`` (curves, seed 0) from it.
 """
 
 import argparse
@@ -50,6 +53,7 @@ FIELDS = (
     "kind",
     "recipe",
     "budget",
+    "seed",
     "image_AUROC",
     "pixel_AUROC",
     "pixel_AUPRO",
@@ -98,22 +102,22 @@ def heldout_nll(module: AnomalibModule, images: torch.Tensor) -> float:
     return float(negative_log_likelihood(latents, log_jacobians)) / dimensions
 
 
-def _model(recipe: str) -> AnomalibModule:
+def _model(recipe: str, seed: int) -> AnomalibModule:
     return seeded(
         lambda: RECIPES[recipe](
             evaluator=accuracy_evaluator(), post_processor=PostProcessor(enable_normalization=False)
         ),
-        0,
+        seed,
     )
 
 
 def _row(
-    category: str, recipe: str, budget: int, metrics: dict[str, float], nll: float, seconds: float
+    category: str, recipe: str, budget: int, seed: int, metrics: dict[str, float], nll: float, seconds: float
 ) -> dict:
     kind = "object" if category in OBJECTS else "texture"
     scores = {name: f"{metrics[name]:.4f}" for name in ("image_AUROC", "pixel_AUROC", "pixel_AUPRO")}
     return {
-        "category": category, "kind": kind, "recipe": recipe, "budget": budget, **scores,
+        "category": category, "kind": kind, "recipe": recipe, "budget": budget, "seed": seed, **scores,
         "heldout_nll": f"{nll:.4f}", "fit_seconds": f"{seconds:.1f}",
     }  # fmt: skip
 
@@ -125,10 +129,11 @@ def run_category(
     budgets: list[int],
     train_images: int,
     results: Path,
+    seed: int,
     done: set,
 ) -> list[dict]:
-    """Train ``recipe`` on ``category`` for every budget not in ``done``; return the new rows."""
-    pending = [budget for budget in budgets if (category, recipe, str(budget)) not in done]
+    """Train ``recipe`` on ``category`` at ``seed`` for every budget not in ``done``; return the new rows."""
+    pending = [budget for budget in budgets if (category, recipe, str(budget), str(seed)) not in done]
     if not pending:
         return []
     datamodule: AnomalibDataModule = data.datamodule(category, train_images=train_images)
@@ -137,7 +142,7 @@ def run_category(
     rows = []
     runs = [[budget] for budget in pending] if recipe == "default" else [pending]
     for run in runs:
-        model = _model(recipe)
+        model = _model(recipe, seed)
         snapshots = Snapshots(run)
         engine = Engine(
             max_epochs=max(run),
@@ -153,7 +158,13 @@ def run_category(
             [metrics] = engine.test(model, datamodule=datamodule, verbose=False)
             rows.append(
                 _row(
-                    category, recipe, budget, metrics, heldout_nll(model, heldout), snapshots.seconds[budget]
+                    category,
+                    recipe,
+                    budget,
+                    seed,
+                    metrics,
+                    heldout_nll(model, heldout),
+                    snapshots.seconds[budget],
                 )
             )
             print(rows[-1], flush=True)
@@ -164,6 +175,7 @@ def report(rows: list[dict[str, str]], output: Path) -> None:
     """Write ``tables.md`` (one table per recipe) and ``budget.png`` (curves) under ``output``."""
     import matplotlib
 
+    all_seeds, rows = rows, [row for row in rows if row["seed"] == "0"]
     matplotlib.use("Agg")
     from matplotlib import pyplot as plt
 
@@ -219,7 +231,32 @@ def report(rows: list[dict[str, str]], output: Path) -> None:
                     cells.append("")
             gap = f"{max(images) - min(images):.4f}" if images else ""
             lines.append(f"| {category} | " + " | ".join(cells) + f" | {gap} |")
-    (output / "tables.md").write_text("\n".join(lines) + "\n")
+    (output / "tables.md").write_text("\n".join(lines + _seed_table(all_seeds)) + "\n")
+
+
+def _seed_table(rows: list[dict[str, str]]) -> list[str]:
+    """Lines of a table of image AUROC over seeds, for each run repeated at several seeds."""
+    runs: dict[tuple[str, str, int], dict[str, float]] = {}
+    for row in rows:
+        runs.setdefault((row["category"], row["recipe"], int(row["budget"])), {})[row["seed"]] = float(
+            row["image_AUROC"]
+        )
+    repeated = {run: by_seed for run, by_seed in sorted(runs.items()) if len(by_seed) > 1}
+    if not repeated:
+        return []
+    lines = [
+        "\n## Run-to-run noise: image AUROC at several seeds\n",
+        "| category | recipe | epochs | image AUROC by seed | mean | max - min |",
+        "|---|---|---|---|---|---|",
+    ]
+    for (category, recipe, budget), by_seed in repeated.items():
+        values = [by_seed[seed] for seed in sorted(by_seed, key=int)]
+        cells = ", ".join(f"{seed}: {by_seed[seed]:.4f}" for seed in sorted(by_seed, key=int))
+        lines.append(
+            f"| {category} | {recipe} | {budget} | {cells} | {sum(values) / len(values):.4f} "
+            f"| {max(values) - min(values):.4f} |"
+        )
+    return lines
 
 
 def main() -> None:
@@ -234,18 +271,21 @@ def main() -> None:
     parser.add_argument("--recipes", nargs="+", default=list(RECIPES), choices=list(RECIPES))
     parser.add_argument("--budgets", nargs="+", type=int, default=[10, 25, 50, 100])
     parser.add_argument("--train-images", type=int, default=32)
+    parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--report", action="store_true", help="only write the report from budget.csv")
     args = parser.parse_args()
     args.output.mkdir(parents=True, exist_ok=True)
     table = args.output / "budget.csv"
     rows = list(csv.DictReader(table.open())) if table.exists() else []
+    for row in rows:  # rows written before seeds were recorded are seed 0
+        row["seed"] = row.get("seed") or "0"
     if not args.report:
         data = DataSpec("demo", args.root, args.categories)
         for category in args.categories:
             for recipe in args.recipes:
-                done = {(r["category"], r["recipe"], r["budget"]) for r in rows}
+                done = {(r["category"], r["recipe"], r["budget"], r["seed"]) for r in rows}
                 for row in run_category(
-                    data, category, recipe, args.budgets, args.train_images, args.results, done
+                    data, category, recipe, args.budgets, args.train_images, args.results, args.seed, done
                 ):
                     rows.append(row)
                     with table.open("w", newline="") as file:
