@@ -7,7 +7,6 @@ Example:
     >>> Engine(max_epochs=500).train(model, datamodule=MVTec(root="datasets/MVTecAD"))  # doctest: +SKIP
 """
 
-import logging
 import math
 from collections.abc import Sequence
 from pathlib import Path
@@ -16,7 +15,6 @@ from typing import Any, Literal
 import torch
 from anomalib import LearningType
 from anomalib.data import Batch
-from anomalib.data.datasets.base import AnomalibDataset
 from anomalib.metrics import Evaluator
 from anomalib.models.components import AnomalibModule
 from anomalib.post_processing import PostProcessor
@@ -24,22 +22,19 @@ from anomalib.pre_processing import PreProcessor
 from anomalib.visualization import Visualizer
 from lightning.pytorch import Callback
 from lightning.pytorch.trainer.states import TrainerFn
-from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
+from lightning.pytorch.utilities import rank_zero_info
 from lightning.pytorch.utilities.types import STEP_OUTPUT, OptimizerLRScheduler
 from torchvision.transforms.v2 import Compose, Normalize, Resize
 
 from .anomaly_map import Fusion, Likelihood
-from .augmentation import AugmentationChoice, TrainingViews, common_folder, resolve_augmentation
+from .augmentation import AugmentationChoice, TrainingViews, resolve_augmentation
 from .backbones import OFFLINE_BACKBONE, PRETRAINED_WEIGHTS, normalization, resolve_preset
 from .callbacks import SeededTrainingOrder, StopOnNonFinite, ValidateAfterLastEpoch
-from .data.cached_views import CachedViewsDataset
 from .data.checks import DataCheck
-from .feature_cache import FeatureCache
 from .loss import negative_log_likelihood
 from .schedule import budget_peak_lr, default_epochs, has_lightning_default_budget, one_cycle
 from .torch_model import FastFlowModel
-
-logger = logging.getLogger(__name__)
+from .view_features import ViewFeatures
 
 LRSchedule = Literal["constant", "one_cycle"]
 FUSED_ADAM_DEVICES = {"cpu", "cuda"}
@@ -171,11 +166,9 @@ class FastFlow(AnomalibModule):
             smoothing_sigma=smoothing_sigma,
             top_k_fraction=top_k_fraction,
         )
-        self.training_views = TrainingViews(
-            resolve_augmentation(augmentation, None, affine_augmentation), augmentation_views
+        self.view_features = ViewFeatures(
+            TrainingViews(resolve_augmentation(augmentation, None, affine_augmentation), augmentation_views)
         )
-        self.feature_cache: FeatureCache | None = None
-        self.cached_views_dataset: CachedViewsDataset | None = None
 
     @classmethod
     def configure_pre_processor(
@@ -189,9 +182,9 @@ class FastFlow(AnomalibModule):
         return PreProcessor(transform=Compose([Resize(image_size, antialias=True), Normalize(mean, std)]))
 
     def setup(self, stage: str) -> None:
-        """Before a fit: pick the views for the datamodule's category, set the default budget if the
-        user gave none (``schedule.default_epochs``), open the feature cache and wrap the training
-        set so that it leaves unread the images of cached views.
+        """Before a fit: set the default budget if the user gave none (``schedule.default_epochs``),
+        pick the views for the datamodule's category and open their feature cache
+        (``view_features.ViewFeatures``, which wraps the training set to leave cached images unread).
 
         This runs before Lightning first builds the training loader (which it does early, to count
         the optimizer steps for the lr schedule), so the loader reads the wrapped set.
@@ -199,27 +192,19 @@ class FastFlow(AnomalibModule):
         if stage != TrainerFn.FITTING:
             return
         datamodule = self.trainer.datamodule
-        category = getattr(datamodule, "category", None)
-        augmentation = resolve_augmentation(self.hparams.augmentation, category, self.hparams.affine_augmentation)
-        train_data = getattr(datamodule, "train_data", None)
-        paths = list(train_data.samples["image_path"]) if isinstance(train_data, AnomalibDataset) else []
-        self.training_views = TrainingViews(augmentation, self.hparams.augmentation_views, root=common_folder(paths))
-        logger.info("Training views: %d per image, %s", self.training_views.num_views, augmentation)
         if has_lightning_default_budget(self.trainer):
             self._set_default_budget(len(datamodule.train_dataloader()) if datamodule is not None else 0)
-        if not self.hparams.cache_features:
-            return
-        if getattr(datamodule, "train_augmentations", None) is not None:
-            rank_zero_warn(
-                "cache_features is off: the datamodule has train_augmentations, which change images "
-                "every epoch. Use FastFlow's own `augmentation` to augment and cache."
-            )
-            return
-        spill_dir = Path(self.trainer.default_root_dir) / "feature_cache" / f"rank{self.trainer.global_rank}"
-        self.feature_cache = FeatureCache(int(self.hparams.cache_memory_gb * 2**30), spill_dir)
-        if isinstance(train_data, AnomalibDataset):
-            self.cached_views_dataset = CachedViewsDataset(train_data, self.training_views)
-            datamodule.train_data = self.cached_views_dataset
+        augmentation = resolve_augmentation(
+            self.hparams.augmentation, getattr(datamodule, "category", None), self.hparams.affine_augmentation
+        )
+        self.view_features = ViewFeatures.for_fit(
+            datamodule,
+            augmentation,
+            self.hparams.augmentation_views,
+            cache_bytes=int(self.hparams.cache_memory_gb * 2**30) if self.hparams.cache_features else None,
+            spill_dir=Path(self.trainer.default_root_dir, "feature_cache", f"rank{self.trainer.global_rank}"),
+            rank=self.trainer.global_rank,
+        )
 
     def _set_default_budget(self, batches_per_epoch: int) -> None:
         """Train for ``schedule.default_epochs`` instead of Lightning's 1000 (0 batches: unknown)."""
@@ -234,29 +219,11 @@ class FastFlow(AnomalibModule):
 
     def on_train_epoch_start(self) -> None:
         """Tell the training set which views are cached before the epoch's loader starts."""
-        if self.cached_views_dataset is not None and self.feature_cache is not None:
-            self.cached_views_dataset.start_epoch(self.current_epoch, self.feature_cache.keys())
-
-    def on_train_end(self) -> None:
-        """Report what the cache held."""
-        if self.feature_cache is not None:
-            logger.info(
-                "Feature cache of process %d: %d samples of %d images, %.1f MiB in memory, %d on disk",
-                self.global_rank,
-                len(self.feature_cache),
-                self.feature_cache.images,
-                self.feature_cache.memory_bytes / 2**20,
-                self.feature_cache.spilled,
-            )
+        self.view_features.start_epoch(self.current_epoch)
 
     def on_fit_end(self) -> None:
-        """Free the cache, delete its spill folder and give the datamodule its training set back."""
-        if self.feature_cache is not None:
-            self.feature_cache.clear()
-            self.feature_cache = None
-        if self.cached_views_dataset is not None:
-            self.trainer.datamodule.train_data = self.cached_views_dataset.dataset
-            self.cached_views_dataset = None
+        """Free the feature cache and its spill folder and give the datamodule its training set back."""
+        self.view_features.close(self.trainer.datamodule)
 
     def on_exception(self, exception: BaseException) -> None:
         """Clean up as after a fit (cache, spill folder, training set) when training fails, too."""
@@ -264,36 +231,8 @@ class FastFlow(AnomalibModule):
         self.on_fit_end()
 
     def training_features(self, batch: Batch) -> list[torch.Tensor]:
-        """Backbone features of this epoch's view of each image, ``(N, C_i, H_i, W_i)`` per scale.
-
-        Samples found in the feature cache are read from it; the others are made into their
-        views, passed through the frozen backbone and stored.
-        """
-        if batch.image_path is None:
-            rank_zero_warn("The batch has no image paths: training without views or feature cache.")
-            return self.model.feature_extractor(batch.image)
-        paths = [str(path) for path in batch.image_path]
-        views = self.training_views.views_for_epoch(paths, self.current_epoch)
-        keys = list(zip(paths, views, strict=True))
-        samples = [self.feature_cache.get(key) if self.feature_cache is not None else None for key in keys]
-        missing = [index for index, sample in enumerate(samples) if sample is None]
-        if missing:
-            images = self.training_views.apply(
-                batch.image[missing], [paths[i] for i in missing], [views[i] for i in missing]
-            )
-            computed = self.model.feature_extractor(images)
-            if self.feature_cache is not None:
-                self.feature_cache.store([keys[i] for i in missing], computed)
-                # in the cache's precision, as later epochs (or a resumed run) will read them
-                computed = [feature.to(self.feature_cache.dtype).to(feature.dtype) for feature in computed]
-            if len(missing) == len(keys):
-                return computed
-            for position, index in enumerate(missing):
-                samples[index] = [feature[position] for feature in computed]
-        return [
-            torch.stack([sample[scale] for sample in samples]).to(batch.image.device, batch.image.dtype)
-            for scale in range(len(samples[0]))
-        ]
+        """Backbone features of this epoch's view of each image, ``(N, C_i, H_i, W_i)`` per scale."""
+        return self.view_features(batch, self.current_epoch, self.model.feature_extractor)
 
     def training_step(self, batch: Batch, *args, **kwargs) -> STEP_OUTPUT:
         """Negative log-likelihood of the batch's features under the flows."""

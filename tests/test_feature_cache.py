@@ -32,9 +32,9 @@ def test_cached_training_gives_the_loss_of_uncached_training(tmp_path: Path) -> 
     batch = _batch()
     uncached = negative_log_likelihood(*model.model.encode(model.training_features(batch)))
 
-    model.feature_cache = FeatureCache(2**30, tmp_path / "spill")
+    model.view_features.cache = FeatureCache(2**30, tmp_path / "spill")
     filled = negative_log_likelihood(*model.model.encode(model.training_features(batch)))
-    assert len(model.feature_cache) == len(batch.image)
+    assert len(model.view_features.cache) == len(batch.image)
     model.model.feature_extractor.forward = None  # a cache hit must not run the backbone
     cached = negative_log_likelihood(*model.model.encode(model.training_features(batch)))
 
@@ -46,7 +46,7 @@ def test_cached_training_gives_the_loss_of_uncached_training(tmp_path: Path) -> 
 def test_a_batch_with_some_cached_samples_computes_only_the_others(tmp_path: Path) -> None:
     model = FastFlow(input_size=64, flow_steps=2, augmentation="none")
     batch = _batch(count=4)
-    model.feature_cache = FeatureCache(2**30, tmp_path / "spill")
+    model.view_features.cache = FeatureCache(2**30, tmp_path / "spill")
     first_two = ImageBatch(image=batch.image[:2], image_path=batch.image_path[:2])
     model.training_features(first_two)
     seen = []
