@@ -200,10 +200,11 @@ def report(rows: list[dict[str, str]], output: Path) -> None:
             axis.set_title(category if row_index == 0 else "", fontsize=10)
             axis.set_ylabel(label if column == 0 else "")
             axis.set_xlabel("epochs" if row_index == len(panels) - 1 else "")
-    axes[0][0].legend(fontsize=8)
+    handles = {label: line for axis in axes.flat for line, label in zip(*axis.get_legend_handles_labels())}
+    axes[0][0].legend(handles.values(), handles.keys(), fontsize=8)  # every recipe, wherever it was run
     figure.tight_layout()
     figure.savefig(output / "budget.png", dpi=90)
-    lines = [f"# Accuracy against the training budget\n\n{provenance()}\n"]
+    lines = [f"# Accuracy against the training budget\n\n{provenance('python benchmarks/budget_study.py')}\n"]
     for recipe in recipes:
         budgets = sorted({int(r["budget"]) for r in rows if r["recipe"] == recipe})
         lines += [
