@@ -161,8 +161,9 @@ def export(
     Prints, per format: the precision it runs in (read back from OpenVINO's compiled model),
     max/mean absolute anomaly-map difference to PyTorch eager, image AUROC and its drop, latency
     (median, min-max) and FPS at batch 1 and 8. Formats that cannot run here (TensorRT without a
-    GPU, bf16 where the CPU has none: its file is still written) are listed with the reason. The table goes to
-    ``output/parity.md`` with the command, the CPU and the package versions that made it.
+    GPU, bf16 where the CPU has none: its file is still written) are listed with the reason. The
+    table goes to ``output/parity.md`` with the command, the CPU and the package versions that
+    made it.
 
     Args:
         ckpt_path: Lightning checkpoint of ``anomalib_fastflow.FastFlow``.
