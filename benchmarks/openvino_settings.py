@@ -6,7 +6,9 @@ Exports one FastFlow (random weights: latency does not depend on their values) t
 OpenVINO FP32 IR, then times, at batch 1 and 8 on the same images with the runtimes taking turns:
 torch eager, ONNX Runtime, and OpenVINO compiled from the IR with each setting in ``VARIANTS``
 (inference precision f32 unless the row says bf16; the IR's input is ``(-1, 3, -1, -1)``, any
-batch and image size, and each variant fixes some of those axes before compiling). Prints a
+batch and image size, and each variant fixes some of those axes before compiling). One variant
+compiles the ONNX file as OpenVINO converts it, without our export's rewrite of the narrow channel
+permutations into 1x1 convolutions (``anomalib_fastflow.export.channel_permutation``). Prints a
 Markdown table with the CPU named and writes it to ``<output>/openvino_settings.md``.
 """
 
@@ -14,6 +16,7 @@ import argparse
 from pathlib import Path
 
 import numpy as np
+import openvino
 import torch
 
 from anomalib_fastflow import FastFlow
@@ -29,14 +32,16 @@ from anomalib_fastflow.export.openvino_compile import (
 from anomalib_fastflow.export.parity import measure_latencies
 from anomalib_fastflow.export.runtimes import Runtime
 
-# name -> (OpenVINO config beyond the f32 precision hint, batch axis fixed, image size fixed)
-VARIANTS: dict[str, tuple[dict[str, object], bool, bool]] = {
-    "openvino, batch free (as saved)": ({}, False, False),
-    "openvino, batch fixed (our runtime)": ({}, True, False),
-    "openvino, batch and image size fixed": ({}, True, True),
-    "openvino, batch fixed, THROUGHPUT hint": ({"PERFORMANCE_HINT": "THROUGHPUT"}, True, False),
-    "openvino, batch fixed, pinned threads": ({"ENABLE_CPU_PINNING": True}, True, False),
-    "openvino, batch fixed, ACCURACY mode": ({"EXECUTION_MODE_HINT": "ACCURACY"}, True, False),
+# name -> (OpenVINO config beyond the f32 precision hint, batch axis fixed, image size fixed,
+# IR: "exported" (ours) or "gathers" (the ONNX file as converted: every permutation a Gather))
+VARIANTS: dict[str, tuple[dict[str, object], bool, bool, str]] = {
+    "openvino, batch free (as saved)": ({}, False, False, "exported"),
+    "openvino, batch fixed (our runtime)": ({}, True, False, "exported"),
+    "openvino, batch fixed, permutations as Gather": ({}, True, False, "gathers"),
+    "openvino, batch and image size fixed": ({}, True, True, "exported"),
+    "openvino, batch fixed, THROUGHPUT hint": ({"PERFORMANCE_HINT": "THROUGHPUT"}, True, False, "exported"),
+    "openvino, batch fixed, pinned threads": ({"ENABLE_CPU_PINNING": True}, True, False, "exported"),
+    "openvino, batch fixed, ACCURACY mode": ({"EXECUTION_MODE_HINT": "ACCURACY"}, True, False, "exported"),
 }
 
 
@@ -68,9 +73,9 @@ def runtimes_for(model: FastFlow, paths: dict[str, Path], batch_size: int) -> di
         "torch eager": TorchRuntime(model),
         "onnxruntime": OnnxRuntime(paths["onnx"]),
     }
-    for name, (config, fixed_batch, fixed_size) in VARIANTS.items():
+    for name, (config, fixed_batch, fixed_size, ir) in VARIANTS.items():
         shape = [batch_size if fixed_batch else -1, 3, *(size if fixed_size else [-1, -1])]
-        runtimes[name] = _Compiled(paths["openvino_fp32"], config, shape)
+        runtimes[name] = _Compiled(paths["openvino_fp32" if ir == "exported" else "gathers"], config, shape)
     if bf16_unavailable_reason() is None:
         runtimes["openvino bf16, batch fixed"] = _Compiled(
             paths["openvino_fp32"], {}, [batch_size, 3, -1, -1], "bf16"
@@ -91,6 +96,8 @@ def main() -> None:
     model = FastFlow(backbone=args.backbone, weights="random").eval()
     images = np.random.default_rng(0).random((8, 3, *model.input_size), dtype=np.float32)
     paths, _ = export_formats(model, args.output, ["onnx", "openvino_fp32"])
+    paths["gathers"] = args.output / "openvino_gathers" / "model.xml"
+    openvino.save_model(openvino.convert_model(paths["onnx"]), paths["gathers"])
     results = {}
     for batch_size in (1, 8):
         runtimes = runtimes_for(model, paths, batch_size)

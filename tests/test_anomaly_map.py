@@ -2,6 +2,7 @@
 
 import pytest
 import torch
+from torch.nn import functional as F
 
 from anomalib_fastflow.anomaly_map import AnomalyMapGenerator, image_score, smooth_map
 
@@ -33,6 +34,20 @@ def test_max_fusion_bounds_mean_fusion() -> None:
     mean_map = AnomalyMapGenerator((32, 32), "log", "mean")(latents)
     max_map = AnomalyMapGenerator((32, 32), "log", "max")(latents)
     assert (max_map >= mean_map - 1e-6).all() and (max_map > mean_map + 1e-3).any()
+
+
+@pytest.mark.parametrize("fusion", ["mean", "max"])
+def test_each_image_gets_its_own_map_from_its_scales(fusion: str) -> None:
+    """A batch's maps equal each image's scales upsampled one by one and fused: no mixing across images."""
+    generator = torch.Generator().manual_seed(0)
+    latents = [torch.randn(3, 4, 8, 8, generator=generator), torch.randn(3, 6, 4, 4, generator=generator)]
+    batch_map = AnomalyMapGenerator((32, 32), "log", fusion)(latents)
+    assert batch_map.shape == (3, 1, 32, 32)
+    for index in range(3):
+        scores = [0.5 * (z[index : index + 1] ** 2).mean(1, keepdim=True) for z in latents]
+        per_scale = [F.interpolate(score, size=(32, 32), mode="bilinear") for score in scores]
+        expected = (per_scale[0] + per_scale[1]) / 2 if fusion == "mean" else torch.maximum(*per_scale)
+        torch.testing.assert_close(batch_map[index : index + 1], expected)
 
 
 def test_image_score_max_and_top_k_mean() -> None:

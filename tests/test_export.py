@@ -186,6 +186,20 @@ def test_onnx_graph_permutes_by_gather_without_dense_matmuls(report: dict[str, o
     assert [output.name for output in graph.output][:4] == ["pred_score", "pred_label", "anomaly_map", "pred_mask"]
 
 
+def test_openvino_formats_permute_channels_by_convolution_except_ptq(report: dict[str, object]) -> None:
+    """The demo's flows (24-112 channels) permute by 1x1 convolutions in every IR but PTQ's."""
+    import openvino
+
+    def count(name: str, op_type: str) -> int:
+        model = openvino.Core().read_model(report["output"] / name / "model.xml")
+        return sum(op.get_type_name() == op_type for op in model.get_ops())
+
+    for name in ("openvino_fp32", "openvino_fp16", "openvino_int8", "openvino_bf16"):
+        # one per flow step
+        assert count("openvino_int8_ptq", "Gather") - count(name, "Gather") == 3 * 8, name
+        assert count(name, "Convolution") - count("openvino_int8_ptq", "Convolution") == 3 * 8, name
+
+
 def test_anomalib_openvino_inferencer_matches_the_checkpoint(
     trained: dict[str, Path], report: dict[str, object], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
