@@ -7,7 +7,6 @@ Example:
     >>> Engine(max_epochs=500).train(model, datamodule=MVTec(root="datasets/MVTecAD"))  # doctest: +SKIP
 """
 
-import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
@@ -22,7 +21,6 @@ from anomalib.pre_processing import PreProcessor
 from anomalib.visualization import Visualizer
 from lightning.pytorch import Callback
 from lightning.pytorch.trainer.states import TrainerFn
-from lightning.pytorch.utilities import rank_zero_info
 from lightning.pytorch.utilities.types import STEP_OUTPUT, OptimizerLRScheduler
 from torchvision.transforms.v2 import Compose, Normalize, Resize
 
@@ -30,19 +28,15 @@ from .anomaly_map import Fusion, Likelihood
 from .augmentation import AugmentationChoice, TrainingViews, resolve_augmentation
 from .backbones import OFFLINE_BACKBONE, PRETRAINED_WEIGHTS, normalization, resolve_preset
 from .callbacks import SeededTrainingOrder, StopOnNonFinite, ValidateAfterLastEpoch
+from .checkpoint import check_network_fits, take_own_metric_state
 from .data.checks import DataCheck
 from .loss import negative_log_likelihood
-from .schedule import budget_peak_lr, default_epochs, has_lightning_default_budget, one_cycle
+from .schedule import budget_one_cycle, has_lightning_default_budget, set_default_budget
 from .torch_model import FastFlowModel
 from .view_features import ViewFeatures
 
 LRSchedule = Literal["constant", "one_cycle"]
 FUSED_ADAM_DEVICES = {"cpu", "cuda"}
-METRIC_COMPONENTS = ("evaluator", "visualizer")
-
-
-def _network_shapes(state_dict: dict[str, torch.Tensor]) -> dict[str, tuple[int, ...]]:
-    return {key: tuple(tensor.shape) for key, tensor in state_dict.items() if key.startswith("model.")}
 
 
 class FastFlow(AnomalibModule):
@@ -194,7 +188,8 @@ class FastFlow(AnomalibModule):
             return
         datamodule = self.trainer.datamodule
         if has_lightning_default_budget(self.trainer):
-            self._set_default_budget(len(datamodule.train_dataloader()) if datamodule is not None else 0)
+            batches = len(datamodule.train_dataloader()) if datamodule is not None else 0
+            set_default_budget(self.trainer, batches)
         augmentation = resolve_augmentation(
             self.hparams.augmentation, getattr(datamodule, "category", None), self.hparams.affine_augmentation
         )
@@ -205,17 +200,6 @@ class FastFlow(AnomalibModule):
             cache_bytes=int(self.hparams.cache_memory_gb * 2**30) if self.hparams.cache_features else None,
             spill_dir=Path(self.trainer.default_root_dir, "feature_cache", f"rank{self.trainer.global_rank}"),
             rank=self.trainer.global_rank,
-        )
-
-    def _set_default_budget(self, batches_per_epoch: int) -> None:
-        """Train for ``schedule.default_epochs`` instead of Lightning's 1000 (0 batches: unknown)."""
-        trainer = self.trainer
-        steps_per_epoch = math.ceil(batches_per_epoch / trainer.world_size / trainer.accumulate_grad_batches)
-        trainer.fit_loop.max_epochs = default_epochs(steps_per_epoch)
-        rank_zero_info(
-            "FastFlow: no max_epochs, max_steps or max_time given, so it trains for its default budget: "
-            f"{trainer.max_epochs} epochs of {steps_per_epoch or 'an unknown number of'} steps, "
-            "not Lightning's 1000."
         )
 
     def on_train_epoch_start(self) -> None:
@@ -263,47 +247,23 @@ class FastFlow(AnomalibModule):
         )
         if self.hparams.lr_schedule == "constant":
             return optimizer
-        total_steps = self.trainer.estimated_stepping_batches
-        if not 0 < total_steps < float("inf"):
-            msg = "lr_schedule='one_cycle' needs a bounded run: set trainer.max_epochs or trainer.max_steps."
-            raise ValueError(msg)
-        peak_lr = self.hparams.lr
-        batches = self.trainer.num_training_batches
-        if self.hparams.scale_lr_to_budget and math.isfinite(batches):
-            steps_per_epoch = math.ceil(batches / self.trainer.accumulate_grad_batches)
-            peak_lr = budget_peak_lr(peak_lr, int(total_steps), steps_per_epoch)
-        scheduler = one_cycle(optimizer, int(total_steps), peak_lr, self.hparams.warmup_fraction)
+        hparams = self.hparams
+        scheduler = budget_one_cycle(
+            optimizer, self.trainer, hparams.lr, hparams.warmup_fraction, hparams.scale_lr_to_budget
+        )
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        """Take this model's own metric state, and refuse a checkpoint whose network differs.
+        """Load with this model's own metric state; refuse a checkpoint whose network differs.
 
-        Metric state is not model state: a checkpoint trained with another evaluator or visualizer
-        (e.g. one with AUPRO, whose ``fpr_limit`` is a buffer) loads in test, predict and export
-        with this model's evaluator and visualizer.
+        Metric state is not model state (``checkpoint``): a checkpoint trained with another
+        evaluator or visualizer loads in test, predict and export.
 
         Raises:
             ValueError: The checkpoint's tensors do not fit (another backbone, layers or size).
         """
-        state_dict, own = checkpoint.get("state_dict", {}), self.state_dict()
-        for name in METRIC_COMPONENTS:  # kept twice: in the module's state and as callback state
-            for key in [key for key in state_dict if key.startswith(f"{name}.")]:
-                del state_dict[key]
-            state_dict.update({key: value for key, value in own.items() if key.startswith(f"{name}.")})
-            component, callbacks = getattr(self, name, None), checkpoint.get("callbacks", {})
-            if isinstance(component, Callback) and component.state_key in callbacks:
-                callbacks[component.state_key] = component.state_dict()
-        if _network_shapes(checkpoint.get("state_dict", {})) != _network_shapes(self.state_dict()):
-            settings = ("backbone", "layers", "input_size", "flow_steps", "conv3x3_only", "hidden_ratio")
-            saved = checkpoint.get("hyper_parameters", {})
-            msg = (
-                "The checkpoint does not fit this FastFlow model: it was trained with "
-                + ", ".join(f"{key}={saved.get(key)!r}" for key in settings)
-                + "; this model has "
-                + ", ".join(f"{key}={self.hparams.get(key)!r}" for key in settings)
-                + ". Build the model with the checkpoint's settings."
-            )
-            raise ValueError(msg)
+        take_own_metric_state(checkpoint, self)
+        check_network_fits(checkpoint, self)
         super().on_load_checkpoint(checkpoint)
 
     def configure_callbacks(self) -> list[Callback]:

@@ -14,6 +14,7 @@ import math
 
 import torch
 from lightning.pytorch import Trainer
+from lightning.pytorch.utilities import rank_zero_info
 
 LIGHTNING_DEFAULT_MAX_EPOCHS = 1000  # what Lightning trains for when no limit is given
 DEFAULT_STEPS = 125  # optimizer steps of the default budget, at least ...
@@ -42,6 +43,17 @@ def has_lightning_default_budget(trainer: Trainer) -> bool:
     return trainer.max_epochs == LIGHTNING_DEFAULT_MAX_EPOCHS and trainer.max_steps == -1
 
 
+def set_default_budget(trainer: Trainer, batches_per_epoch: int) -> None:
+    """Make ``trainer`` train for ``default_epochs`` instead of Lightning's 1000 (0 batches: unknown)."""
+    steps_per_epoch = math.ceil(batches_per_epoch / trainer.world_size / trainer.accumulate_grad_batches)
+    trainer.fit_loop.max_epochs = default_epochs(steps_per_epoch)
+    rank_zero_info(
+        "FastFlow: no max_epochs, max_steps or max_time given, so it trains for its default budget: "
+        f"{trainer.max_epochs} epochs of {steps_per_epoch or 'an unknown number of'} steps, "
+        "not Lightning's 1000."
+    )
+
+
 def default_steps(steps_per_epoch: int) -> int:
     """Optimizer steps of the default budget for this many steps per epoch."""
     return default_epochs(steps_per_epoch) * max(steps_per_epoch, 1)
@@ -64,3 +76,26 @@ def one_cycle(
     return torch.optim.lr_scheduler.OneCycleLR(
         optimizer, max_lr=peak_lr, total_steps=total_steps, pct_start=warmup_fraction, cycle_momentum=False
     )
+
+
+def budget_one_cycle(
+    optimizer: torch.optim.Optimizer,
+    trainer: Trainer,
+    peak_lr: float,
+    warmup_fraction: float,
+    scale_lr_to_budget: bool,
+) -> torch.optim.lr_scheduler.OneCycleLR:
+    """``one_cycle`` over ``trainer``'s optimizer steps, its peak scaled to the budget if asked.
+
+    Raises:
+        ValueError: The run is not bounded (no ``max_epochs`` or ``max_steps``).
+    """
+    total_steps = trainer.estimated_stepping_batches
+    if not 0 < total_steps < float("inf"):
+        msg = "lr_schedule='one_cycle' needs a bounded run: set trainer.max_epochs or trainer.max_steps."
+        raise ValueError(msg)
+    batches = trainer.num_training_batches
+    if scale_lr_to_budget and math.isfinite(batches):
+        steps_per_epoch = math.ceil(batches / trainer.accumulate_grad_batches)
+        peak_lr = budget_peak_lr(peak_lr, int(total_steps), steps_per_epoch)
+    return one_cycle(optimizer, int(total_steps), peak_lr, warmup_fraction)

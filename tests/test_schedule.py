@@ -1,13 +1,20 @@
 """The default budget (used only when the user sets none) and the one-cycle schedule it feeds."""
 
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
+import torch
 from anomalib.engine import Engine
 from lightning.pytorch import Callback, LightningModule, Trainer
 
 from anomalib_fastflow import FastFlow, MVTec
-from anomalib_fastflow.schedule import MAX_DEFAULT_EPOCHS, MIN_DEFAULT_EPOCHS, default_epochs
+from anomalib_fastflow.schedule import (
+    MAX_DEFAULT_EPOCHS,
+    MIN_DEFAULT_EPOCHS,
+    budget_one_cycle,
+    default_epochs,
+)
 
 
 @pytest.mark.parametrize(
@@ -16,6 +23,21 @@ from anomalib_fastflow.schedule import MAX_DEFAULT_EPOCHS, MIN_DEFAULT_EPOCHS, d
 )
 def test_default_epochs_adapt_to_the_steps_per_epoch(steps_per_epoch: int, epochs: int) -> None:
     assert default_epochs(steps_per_epoch) == epochs
+
+
+def test_one_cycle_refuses_an_unbounded_run_and_scales_a_long_one() -> None:
+    optimizer = torch.optim.Adam([torch.nn.Parameter(torch.zeros(1))], lr=5e-3)
+    steps = {"num_training_batches": 3, "accumulate_grad_batches": 1}  # 3 steps per epoch: default 126 steps
+    unbounded = SimpleNamespace(estimated_stepping_batches=float("inf"), **steps)
+    with pytest.raises(ValueError, match="needs a bounded run: set trainer.max_epochs or trainer.max_steps"):
+        budget_one_cycle(optimizer, unbounded, 5e-3, 0.1, scale_lr_to_budget=True)
+    long_run = SimpleNamespace(estimated_stepping_batches=600, **steps)
+    scaled = budget_one_cycle(optimizer, long_run, 5e-3, 0.1, scale_lr_to_budget=True)
+    assert scaled.total_steps == 600
+    assert max(group["max_lr"] for group in optimizer.param_groups) == pytest.approx(5e-3 * 126 / 600)
+    fixed = budget_one_cycle(optimizer, long_run, 5e-3, 0.1, scale_lr_to_budget=False)
+    assert fixed.total_steps == 600
+    assert max(group["max_lr"] for group in optimizer.param_groups) == pytest.approx(5e-3)
 
 
 class _BudgetSpy(Callback):

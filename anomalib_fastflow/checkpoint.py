@@ -1,0 +1,51 @@
+"""What a FastFlow checkpoint must hold to load: its network, not its metrics.
+
+A checkpoint carries the evaluator's and visualizer's state too (e.g. AUPRO's ``fpr_limit``
+buffer, when the benchmark grid trained with AUPRO); a model built with other metrics could not
+load it in test, predict or export. ``take_own_metric_state`` replaces that state by the loading
+model's own, and ``check_network_fits`` refuses a checkpoint of another network with the settings
+that differ.
+"""
+
+from typing import Any
+
+import torch
+from lightning.pytorch import Callback, LightningModule
+
+METRIC_COMPONENTS = ("evaluator", "visualizer")
+NETWORK_SETTINGS = ("backbone", "layers", "input_size", "flow_steps", "conv3x3_only", "hidden_ratio")
+
+
+def take_own_metric_state(checkpoint: dict[str, Any], module: LightningModule) -> None:
+    """Put ``module``'s own evaluator and visualizer state into ``checkpoint``, in place of the saved one.
+
+    The state is kept twice, in the module's ``state_dict`` and as callback state; both are replaced.
+    """
+    state_dict, own = checkpoint.get("state_dict", {}), module.state_dict()
+    for name in METRIC_COMPONENTS:
+        for key in [key for key in state_dict if key.startswith(f"{name}.")]:
+            del state_dict[key]
+        state_dict.update({key: value for key, value in own.items() if key.startswith(f"{name}.")})
+        component, callbacks = getattr(module, name, None), checkpoint.get("callbacks", {})
+        if isinstance(component, Callback) and component.state_key in callbacks:
+            callbacks[component.state_key] = component.state_dict()
+
+
+def check_network_fits(checkpoint: dict[str, Any], module: LightningModule) -> None:
+    """Raise ``ValueError`` naming both models' settings when the checkpoint's network tensors differ."""
+    if _network_shapes(checkpoint.get("state_dict", {})) == _network_shapes(module.state_dict()):
+        return
+    saved = checkpoint.get("hyper_parameters", {})
+    msg = (
+        "The checkpoint does not fit this FastFlow model: it was trained with "
+        + ", ".join(f"{key}={saved.get(key)!r}" for key in NETWORK_SETTINGS)
+        + "; this model has "
+        + ", ".join(f"{key}={module.hparams.get(key)!r}" for key in NETWORK_SETTINGS)
+        + ". Build the model with the checkpoint's settings."
+    )
+    raise ValueError(msg)
+
+
+def _network_shapes(state_dict: dict[str, torch.Tensor]) -> dict[str, tuple[int, ...]]:
+    """The shape of every tensor of the network (``model.*``), by name."""
+    return {key: tuple(tensor.shape) for key, tensor in state_dict.items() if key.startswith("model.")}
