@@ -113,11 +113,12 @@ def _model(recipe: str, seed: int) -> AnomalibModule:
 
 def _row(
     category: str, recipe: str, budget: int, seed: int, metrics: dict[str, float], nll: float, seconds: float
-) -> dict:
+) -> dict[str, str]:
+    """One ``budget.csv`` row, every value a string as the CSV reads back (the report compares them)."""
     kind = "object" if category in OBJECTS else "texture"
     scores = {name: f"{metrics[name]:.4f}" for name in ("image_AUROC", "pixel_AUROC", "pixel_AUPRO")}
     return {
-        "category": category, "kind": kind, "recipe": recipe, "budget": budget, "seed": seed, **scores,
+        "category": category, "kind": kind, "recipe": recipe, "budget": str(budget), "seed": str(seed), **scores,
         "heldout_nll": f"{nll:.4f}", "fit_seconds": f"{seconds:.1f}",
     }  # fmt: skip
 
