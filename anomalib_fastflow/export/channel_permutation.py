@@ -58,7 +58,7 @@ def _channel_permutation(op: "openvino.Node") -> np.ndarray | None:
         return None
     if op.get_input_element_type(0).get_type_name() != "f32" or int(axis.get_data().item()) not in (1, -3):
         return None
-    permutation = indices.get_data().astype(np.int64).ravel()
-    if indices.get_data().ndim != 1 or not np.array_equal(np.sort(permutation), np.arange(shape[1].get_length())):
+    permutation = indices.get_data().astype(np.int64)
+    if permutation.ndim != 1 or not np.array_equal(np.sort(permutation), np.arange(shape[1].get_length())):
         return None
     return permutation
