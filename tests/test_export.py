@@ -119,6 +119,23 @@ def test_bf16_formats_are_measured_or_skipped_with_the_reason(report: dict[str, 
         assert abs(rows["torch_bf16"].image_auroc - rows["torch"].image_auroc) <= 0.01
 
 
+def test_bf16_that_does_not_compile_is_a_reason_not_a_crash(monkeypatch: pytest.MonkeyPatch) -> None:
+    """As under ``ONEDNN_MAX_CPU_ISA=AVX2`` on a bf16 CPU: OpenVINO reports bf16 but cannot build it."""
+    import openvino
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("Exception from plugin.cpp:54:\ncould not create a primitive descriptor\n")
+
+    monkeypatch.setattr(openvino.Core, "compile_model", refuse)
+    bf16_unavailable_reason.cache_clear()
+    try:
+        reason = bf16_unavailable_reason()
+    finally:
+        bf16_unavailable_reason.cache_clear()
+    expected = f"OpenVINO cannot compile bf16 on CPU of this machine ({describe_cpu()}): could not create"
+    assert reason == f"{expected} a primitive descriptor"
+
+
 def test_weights_precision_is_read_from_the_file(report: dict[str, object]) -> None:
     output = report["output"]
     assert weights_precision(output / "openvino_fp32" / "model.xml") == "fp32"

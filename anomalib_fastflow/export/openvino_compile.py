@@ -155,15 +155,21 @@ def bf16_unavailable_reason(device: str = "CPU") -> str | None:
     Asked of OpenVINO itself: a one-layer model is compiled with the bf16 hint and the precision
     its matrix product runs in is read back. OpenVINO runs bf16 natively on AVX-512 BF16 and AMX
     CPUs, and emulates it on other AVX-512 CPUs (slower than f32 there); AVX2-only CPUs have none.
+    A CPU whose ISA OpenVINO's oneDNN was told to limit (``ONEDNN_MAX_CPU_ISA=AVX2``) may still
+    report bf16 but fail to compile it: that is a reason too, with OpenVINO's message.
     """
     import openvino
     from openvino import opset13 as ops
 
     image = ops.parameter([1, 16], np.float32)
     product = ops.matmul(image, ops.constant(np.ones((16, 16), np.float32)), False, False)
-    compiled = openvino.Core().compile_model(
-        openvino.Model([product], [image]), device, precision_config("bf16", device)
-    )
+    try:
+        compiled = openvino.Core().compile_model(
+            openvino.Model([product], [image]), device, precision_config("bf16", device)
+        )
+    except RuntimeError as error:
+        message = next((line for line in reversed(str(error).splitlines()) if line.strip()), "")
+        return f"OpenVINO cannot compile bf16 on {device} of this machine ({describe_cpu()}): {message}"
     if compiled_precision(compiled) == "bf16":
         return None
     return f"OpenVINO runs no bf16 on {device} of this machine ({describe_cpu()})."
