@@ -148,7 +148,7 @@ class TrainingViews:
             if affine:
                 key = f"{self.seed}/{self.key(path)}/{view}/affine"
                 params = draw_params(AFFINE_RANGES, tuple(image.shape[-2:]), key)
-                image, _ = disturb(image, None, params, "reflect")
+                image, _ = disturb(image, None, params, "reflect", AFFINE_RANGES.interpolation)
             transformed.append(image)
         return torch.stack(transformed)
 

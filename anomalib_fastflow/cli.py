@@ -138,7 +138,8 @@ def disturb(
         categories: Categories to copy.
         copies: Disturbed copies per test image (the paper: 4).
         seed: Seed of the transforms; the same seed writes the same files.
-        disturbance: Ranges and fill, e.g. ``--disturbance.max_rotation 10 --disturbance.fill black``.
+        disturbance: Ranges, fill and resampling, e.g. ``--disturbance.max_rotation 10
+            --disturbance.fill reflect --disturbance.interpolation bilinear``.
     """
     written = write_disturbed_copy(root, output, categories, copies, seed, disturbance)
     for category, count in written.items():

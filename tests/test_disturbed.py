@@ -8,6 +8,8 @@ import pytest
 import torch
 from anomalib.data.datasets import MVTecADDataset
 from PIL import Image
+from torchvision.transforms.v2 import InterpolationMode
+from torchvision.transforms.v2.functional import affine
 
 from anomalib_fastflow.cli import main
 from anomalib_fastflow.data.disturbed import (
@@ -51,6 +53,31 @@ def test_a_square_defect_lands_where_the_transform_says() -> None:
     )
     assert torch.equal(mask, _square(rows=slice(16, 26), cols=slice(18, 28)))
     assert torch.equal(moved[0:1], mask)
+
+
+@pytest.mark.parametrize("size", [(64, 64), (48, 80)])
+def test_the_transform_is_torchvisions_affine(size: tuple[int, int]) -> None:
+    image = torch.randint(0, 256, (3, *size), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+    params = AffineParams(angle=12.0, translate=(5.3, -7.1), scale=0.9)
+    for fill in ("black", "mean"):
+        ours, _ = disturb(image, None, params, fill, interpolation="bilinear")
+        colour = image.float().mean(dim=(-2, -1)).tolist() if fill == "mean" else [0.0] * 3
+        settings = {"angle": 12.0, "translate": [5.3, -7.1], "scale": 0.9, "shear": [0.0, 0.0]}
+        theirs = affine(image, **settings, interpolation=InterpolationMode.BILINEAR, fill=colour)
+        assert (ours.int() - theirs.int()).abs().max() <= 1  # rounding only
+
+
+def test_bicubic_keeps_the_detail_that_bilinear_blurs() -> None:
+    noise = torch.randint(0, 256, (3, 64, 64), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+    half_pixel = AffineParams(angle=0.0, translate=(0.5, 0.5), scale=1.0)
+    inside = (..., slice(4, -4), slice(4, -4))
+    spread = {
+        mode: disturb(noise, None, half_pixel, "reflect", interpolation=mode)[0][inside].float().std().item()
+        for mode in ("bilinear", "bicubic")
+    }
+    # bilinear averages 4 pixels at a half-pixel shift: the spread of the noise halves
+    assert spread["bilinear"] < 0.55 * noise.float().std()
+    assert spread["bicubic"] > 1.2 * spread["bilinear"]
 
 
 @pytest.mark.parametrize("seed", range(5))

@@ -13,7 +13,7 @@ model can be tested on it with ``anomalib test --data MVTec --data.root <copy>``
 
 Normal test images are those in ``good`` (MVTec AD) or ``ok`` (BTAD); a test folder with a
 ``ground_truth`` folder of the same name must have a mask for each image. Image and mask get the
-same affine transform (bilinear for the image, nearest neighbour for the mask, which stays
+same affine transform (bicubic for the image, nearest neighbour for the mask, which stays
 binary). The area a transform brings in from outside the image is filled with the image's mean
 colour and never marked defective (or black, ``fill="black"``; or the image mirrored across its
 borders, ``fill="reflect"``, the mask mirrored with it); good images stay good. Each copy's
@@ -21,6 +21,7 @@ transform is drawn from ``(seed, the image's path relative to the dataset, k)``:
 writes the same files.
 """
 
+import math
 import shutil
 import zlib
 from collections.abc import Sequence
@@ -32,10 +33,10 @@ import numpy as np
 import torch
 from PIL import Image
 from torch.nn import functional as F
-from torchvision.transforms.v2 import InterpolationMode
-from torchvision.transforms.v2.functional import affine, pil_to_tensor
+from torchvision.transforms.v2.functional import pil_to_tensor
 
 Fill = Literal["mean", "black", "reflect"]
+Interpolation = Literal["bicubic", "bilinear"]
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 NORMAL_FOLDERS = ("good", "ok")  # MVTec AD's and BTAD's normal test images
 
@@ -51,12 +52,15 @@ class Disturbance:
         max_translation: Shift along each axis drawn uniformly from ``[-t, t]`` times the image size.
         fill: What fills the area brought in from outside the image: its ``mean`` colour, ``black``,
             or the image mirrored across its borders (``reflect``; the mask is mirrored with it).
+        interpolation: How the image is resampled: ``bicubic`` (default) or ``bilinear``, which
+            blurs fine textures enough for the flows to flag the blur (docs/disturbed.md).
     """
 
     zoom_ratio: float = 0.85
     max_rotation: float = 15.0
     max_translation: float = 0.15
     fill: Fill = "mean"
+    interpolation: Interpolation = "bicubic"
 
 
 @dataclass(frozen=True)
@@ -82,29 +86,60 @@ def draw_params(disturbance: Disturbance, size: tuple[int, int], key: str) -> Af
 
 
 def disturb(
-    image: torch.Tensor, mask: torch.Tensor | None, params: AffineParams, fill: Fill = "mean"
+    image: torch.Tensor,
+    mask: torch.Tensor | None,
+    params: AffineParams,
+    fill: Fill = "mean",
+    interpolation: Interpolation = "bicubic",
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """``(C, H, W)`` image and ``(1, H, W)`` mask (or None) under the same affine transform (any dtype).
 
+    The image is resampled with ``interpolation``, the mask with its nearest neighbour.
     ``fill="reflect"`` mirrors the image (and the mask with it: a defect mirrored into view is a
     defect) across its borders before transforming, so no area of flat colour comes in.
     """
     height, width = image.shape[-2:]
     pad = (width // 2, width // 2, height // 2, height // 2) if fill == "reflect" else (0, 0, 0, 0)
     image, mask = _mirrored(image, pad), None if mask is None else _mirrored(mask, pad)
-    colour = image.float().mean(dim=(-2, -1)).tolist() if fill == "mean" else [0.0] * image.shape[0]
-    settings = {
-        "angle": params.angle,
-        "translate": list(params.translate),
-        "scale": params.scale,
-        "shear": [0.0, 0.0],
-    }
+    colour = image.float().mean(dim=(-2, -1)) if fill == "mean" else torch.zeros(image.shape[0])
     crop = (..., slice(pad[2], pad[2] + height), slice(pad[0], pad[0] + width))
-    moved = affine(image, **settings, interpolation=InterpolationMode.BILINEAR, fill=colour)[crop]
+    moved = _warp(image, params, interpolation, colour)[crop]
     if mask is None:
         return moved, None
-    moved_mask = affine(mask, **settings, interpolation=InterpolationMode.NEAREST, fill=[0.0])[crop]
-    return moved, moved_mask
+    return moved, _warp(mask, params, "nearest", torch.zeros(1))[crop]
+
+
+def _warp(image: torch.Tensor, params: AffineParams, mode: str, fill: torch.Tensor) -> torch.Tensor:
+    """``(C, H, W)`` image under ``params`` (torchvision's ``affine`` convention), ``fill`` outside it.
+
+    torchvision resamples tensors only bilinearly; this samples the same grid with any mode of
+    ``grid_sample`` (bicubic keeps a texture's fine detail, which bilinear blurs away).
+    """
+    height, width = image.shape[-2:]
+    angle = math.radians(params.angle)
+    (shift_x, shift_y), scale = params.translate, params.scale
+    cos, sin = math.cos(angle) / scale, math.sin(angle) / scale  # output -> input pixel, about the centre
+    theta = torch.tensor(
+        [
+            [cos, sin * height / width, -(cos * shift_x + sin * shift_y) * 2 / width],
+            [-sin * width / height, cos, (sin * shift_x - cos * shift_y) * 2 / height],
+        ]
+    )
+    grid = F.affine_grid(theta[None], [1, 1, height, width], align_corners=False).to(image.device)
+    covered = torch.ones(1, height, width, device=image.device)
+    sampled = F.grid_sample(
+        torch.cat([image.float(), covered])[None], grid, mode=mode, padding_mode="zeros", align_corners=False
+    )[0]
+    values, coverage = sampled[:-1], sampled[-1:].clamp(0, 1)
+    fill = fill.to(values).view(-1, 1, 1)
+    if mode == "nearest":
+        moved = torch.where(coverage < 0.5, fill, values)
+    else:
+        moved = fill + coverage * (values - fill)
+    if image.is_floating_point():
+        return moved.to(image.dtype)
+    limits = torch.iinfo(image.dtype)
+    return moved.round().clamp(limits.min, limits.max).to(image.dtype)
 
 
 def _mirrored(image: torch.Tensor, pad: tuple[int, int, int, int]) -> torch.Tensor:
@@ -175,7 +210,7 @@ def _write_copies(
     relative = path.relative_to(source).as_posix()
     for copy in range(copies):
         params = draw_params(disturbance, tuple(image.shape[-2:]), f"{seed}/{relative}/{copy}")
-        moved, moved_mask = disturb(image, mask, params, disturbance.fill)
+        moved, moved_mask = disturb(image, mask, params, disturbance.fill, disturbance.interpolation)
         name = f"{path.stem}_d{copy}"
         _save(moved, target / "test" / defect / f"{name}.png")
         if moved_mask is not None:
