@@ -196,7 +196,8 @@ def report(rows: list[dict[str, str]], output: Path) -> None:
                     if r["category"] == category and r["recipe"] == recipe
                 )
                 if points:
-                    axis.plot(*zip(*points), marker="o", label=recipe)
+                    colour = f"C{recipes.index(recipe)}"  # one colour per recipe in every panel
+                    axis.plot(*zip(*points), marker="o", label=recipe, color=colour)
             axis.set_xscale("log")
             axis.set_title(category if row_index == 0 else "", fontsize=10)
             axis.set_ylabel(label if column == 0 else "")
