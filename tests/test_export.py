@@ -33,7 +33,7 @@ from anomalib_fastflow.export import (
     unavailable_reason,
 )
 from anomalib_fastflow.export.exporter import load_checkpoint
-from anomalib_fastflow.export.mixed_precision import KEPT_PRECISION
+from anomalib_fastflow.export.mixed_precision import KEEP_PRECISION, KEPT_PRECISION, keep_stem_f32
 from anomalib_fastflow.export.openvino_compile import compiled_precision, weights_precision
 from anomalib_fastflow.export.runtimes import torch_bf16_unavailable_reason
 from anomalib_fastflow.hardware import describe_cpu
@@ -168,6 +168,18 @@ def test_openvino_bf16_keeps_the_first_stage_f32_and_nothing_after_it(report: di
         assert {runs_in[name] for name in first_names} == {"f32"}, runs_in
         later = {precision for name, precision in runs_in.items() if name not in first_names}
         assert later == {"bf16"}, runs_in
+
+
+def test_the_stem_can_end_after_its_first_convolution(report: dict[str, object]) -> None:
+    import openvino
+
+    path = report["output"] / "openvino_fp32" / "model.xml"
+    model = openvino.Core().read_model(path)
+    marked = keep_stem_f32(model, (256, 256), max_convolutions=1)
+    ops = model.get_ordered_ops()
+    convolutions = [op for op in ops if op.get_type_name() in ("Convolution", "GroupConvolution")]
+    assert [op for op in convolutions if KEEP_PRECISION in op.get_rt_info()] == convolutions[:1]
+    assert 0 < marked < keep_stem_f32(openvino.Core().read_model(path), (256, 256))  # the whole first stage
 
 
 def test_openvino_inferencer_refuses_another_precision_or_a_missing_device(report: dict[str, object]) -> None:

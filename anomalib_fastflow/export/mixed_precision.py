@@ -22,19 +22,31 @@ KEEP_PRECISION = "precise_0"
 KEPT_PRECISION = "DisablePrecisionConversion_0"
 # The flows start at their per-scale LayerNorm, which OpenVINO reads as MVN.
 FLOWS_START = "MVN"
+CONVOLUTIONS = ("Convolution", "GroupConvolution")
 
 
-def keep_stem_f32(model: "openvino.Model", input_size: tuple[int, int], min_scale: float = 0.5) -> int:
+def keep_stem_f32(
+    model: "openvino.Model",
+    input_size: tuple[int, int],
+    min_scale: float = 0.5,
+    max_convolutions: int | None = None,
+) -> int:
     """Mark every op of the image's first stage in ``model`` to keep f32; returns how many were marked.
 
     The first stage is every op that does not depend on the flows' norms nor on an activation
     whose height or width is below ``min_scale`` of ``input_size`` ``(H, W)``: the input,
-    pre-processing and the backbone's stem. Constants are marked when all their users are.
+    pre-processing and the backbone's stem; with ``max_convolutions``, it also ends before the
+    convolution after that many. Constants are marked when all their users are.
     """
     min_height, min_width = (min_scale * size for size in input_size)
     ops = model.get_ordered_ops()
     later: set[str] = set()  # the flows and map, and the backbone past its stem
+    convolutions = 0
     for op in ops:
+        if op.get_type_name() in CONVOLUTIONS:
+            if max_convolutions is not None and convolutions >= max_convolutions:
+                later.add(op.get_friendly_name())
+            convolutions += 1
         if op.get_type_name() == "Constant":  # weights: their shape is no resolution
             continue
         sources = (port.get_source_output().get_node().get_friendly_name() for port in op.inputs())
