@@ -123,6 +123,25 @@ def test_the_copy_expands_the_test_set_keeps_training_and_reads_in_anomalib(tmp_
         assert item.gt_mask.any() == bool(item.gt_label)
 
 
+def test_a_defect_that_would_leave_the_view_is_drawn_again(tmp_path: Path) -> None:
+    category = tmp_path / "aligned" / "parts"
+    for folder in ("test/corner", "ground_truth/corner"):
+        (category / folder).mkdir(parents=True)
+    image, mask = np.full((32, 32, 3), 90, np.uint8), np.zeros((32, 32), np.uint8)
+    image[:3, :3], mask[:3, :3] = 255, 255  # a defect in the top-left corner
+    Image.fromarray(image).save(category / "test" / "corner" / "000.png")
+    Image.fromarray(mask).save(category / "ground_truth" / "corner" / "000_mask.png")
+    far = Disturbance(zoom_ratio=1.0, max_rotation=0.0, max_translation=0.5, fill="black")
+    write_disturbed_copy(tmp_path / "aligned", tmp_path / "disturbed", ["parts"], copies=8, disturbance=far)
+
+    masks = sorted((tmp_path / "disturbed" / "parts" / "ground_truth" / "corner").glob("*.png"))
+    assert len(masks) == 8 and all(np.array(Image.open(path)).any() for path in masks)
+    corner = _square(32, slice(0, 3), slice(0, 3))
+    first_draws = [draw_params(far, (32, 32), f"0/test/corner/000.png/{copy}") for copy in range(8)]
+    first_masks = [disturb(corner, corner, params, "black")[1] for params in first_draws]
+    assert not all(moved.any() for moved in first_masks)  # without drawing again, a copy showed no defect
+
+
 def test_the_same_seed_writes_the_same_files(tmp_path: Path) -> None:
     root = _dataset(tmp_path / "aligned")
     files = {}

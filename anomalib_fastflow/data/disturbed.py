@@ -14,7 +14,8 @@ model can be tested on it with ``anomalib test --data MVTec --data.root <copy>``
 Normal test images are those in ``good`` (MVTec AD) or ``ok`` (BTAD); a test folder with a
 ``ground_truth`` folder of the same name must have a mask for each image. Image and mask get the
 same affine transform (bicubic for the image, nearest neighbour for the mask, which stays
-binary). The area a transform brings in from outside the image is filled with the image's mean
+binary); a defective image's transform is drawn again while its whole defect would leave the
+view. The area a transform brings in from outside the image is filled with the image's mean
 colour and never marked defective (or black, ``fill="black"``; or the image mirrored across its
 borders, ``fill="reflect"``, the mask mirrored with it); good images stay good. Each copy's
 transform is drawn from ``(seed, the image's path relative to the dataset, k)``: the same seed
@@ -39,6 +40,7 @@ Fill = Literal["mean", "black", "reflect"]
 Interpolation = Literal["bicubic", "bilinear"]
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 NORMAL_FOLDERS = ("good", "ok")  # MVTec AD's and BTAD's normal test images
+DRAWS_IN_VIEW = 100  # transforms tried per defective copy before a defect always out of view is an error
 
 
 @dataclass(frozen=True)
@@ -209,13 +211,31 @@ def _write_copies(
         mask = (mask > 0).to(torch.uint8) * 255
     relative = path.relative_to(source).as_posix()
     for copy in range(copies):
-        params = draw_params(disturbance, tuple(image.shape[-2:]), f"{seed}/{relative}/{copy}")
-        moved, moved_mask = disturb(image, mask, params, disturbance.fill, disturbance.interpolation)
+        moved, moved_mask = _copy_in_view(image, mask, disturbance, f"{seed}/{relative}/{copy}", path)
         name = f"{path.stem}_d{copy}"
         _save(moved, target / "test" / defect / f"{name}.png")
         if moved_mask is not None:
             mask_suffix = mask_file.stem.removeprefix(path.stem)  # "_mask" (MVTec AD) or "" (BTAD)
             _save(moved_mask, target / "ground_truth" / defect / f"{name}{mask_suffix}.png")
+
+
+def _copy_in_view(
+    image: torch.Tensor, mask: torch.Tensor | None, disturbance: Disturbance, key: str, path: Path
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """The disturbed copy drawn from ``key``; for a defective image, drawn again (``key/1``, ``key/2``,
+    ...) while its whole defect would leave the view, so that no copy labelled defective shows none.
+
+    Raises:
+        ValueError: None of ``DRAWS_IN_VIEW`` transforms keeps any of the defect of ``path`` in view.
+    """
+    size = tuple(image.shape[-2:])
+    for attempt in range(DRAWS_IN_VIEW):
+        params = draw_params(disturbance, size, key if attempt == 0 else f"{key}/{attempt}")
+        moved, moved_mask = disturb(image, mask, params, disturbance.fill, disturbance.interpolation)
+        if moved_mask is None or moved_mask.any() or not mask.any():
+            return moved, moved_mask
+    msg = f"{path}: none of {DRAWS_IN_VIEW} random transforms keeps any of its defect in view."
+    raise ValueError(msg)
 
 
 def _save(image: torch.Tensor, path: Path) -> None:
