@@ -2,9 +2,10 @@
 
 Scores the test images of trained demo checkpoints (``anomalib-fastflow demo``) as they are and
 under transforms that separate the causes: a half-pixel shift (nothing moves but the resampling
-blurs), a whole-pixel shift (no resampling: only the mirrored border comes in), and the paper's
-full disturbance, each resampled bilinearly and bicubically (``data.disturbed.disturb``). Prints
-image AUROC and the good images' mean score (higher: more anomalous) per category and variant.
+blurs), a whole-pixel shift (no resampling: only the mirrored border comes in), the paper's zoom,
+rotation and shift each alone, and its full disturbance, resampled bilinearly and bicubically
+(``data.disturbed.disturb``). Prints image AUROC and the good images' mean score (higher: more
+anomalous) per category and variant.
 
     python benchmarks/resampling_study.py --categories brick grass gravel
 """
@@ -31,21 +32,30 @@ def _shifted(shift: float, interpolation: str) -> Variant:
     return lambda image, key: [disturb(image, None, params, "reflect", interpolation)[0]]
 
 
-def _disturbed(interpolation: str, copies: int, seed: int, whole_pixel_shift_only: bool = False) -> Variant:
-    """The paper's ``copies`` disturbed versions (mirrored fill), or only their shifts rounded to pixels."""
+def _disturbed(
+    interpolation: str, copies: int, seed: int, part: Callable[[AffineParams], AffineParams] = lambda p: p
+) -> Variant:
+    """The paper's ``copies`` disturbed versions (mirrored fill), or ``part`` of each one's transform."""
     disturbance = Disturbance(fill="reflect", interpolation=interpolation)
 
     def variant(image: torch.Tensor, key: str) -> list[torch.Tensor]:
-        moved = []
-        for copy in range(copies):
-            params = draw_params(disturbance, tuple(image.shape[-2:]), f"{seed}/{key}/{copy}")
-            if whole_pixel_shift_only:
-                whole_pixels = tuple(float(round(t)) for t in params.translate)
-                params = AffineParams(angle=0.0, translate=whole_pixels, scale=1.0)
-            moved.append(disturb(image, None, params, "reflect", interpolation)[0])
-        return moved
+        size = tuple(image.shape[-2:])
+        drawn = (draw_params(disturbance, size, f"{seed}/{key}/{copy}") for copy in range(copies))
+        return [disturb(image, None, part(params), "reflect", interpolation)[0] for params in drawn]
 
     return variant
+
+
+def _whole_pixel_shift(params: AffineParams) -> AffineParams:
+    """Only the shift, rounded to whole pixels: nothing is resampled."""
+    return AffineParams(angle=0.0, translate=tuple(float(round(t)) for t in params.translate), scale=1.0)
+
+
+PARTS: dict[str, Callable[[AffineParams], AffineParams]] = {  # one component of a drawn transform
+    "zoom": lambda params: AffineParams(angle=0.0, translate=(0.0, 0.0), scale=params.scale),
+    "rotation": lambda params: AffineParams(angle=params.angle, translate=(0.0, 0.0), scale=1.0),
+    "shift": lambda params: AffineParams(angle=0.0, translate=params.translate, scale=1.0),
+}
 
 
 def study(checkpoint: Path, category_root: Path, copies: int, seed: int) -> dict[str, tuple[float, float]]:
@@ -54,7 +64,8 @@ def study(checkpoint: Path, category_root: Path, copies: int, seed: int) -> dict
         "as is": lambda image, key: [image],
         "half-pixel shift, bilinear": _shifted(0.5, "bilinear"),
         "half-pixel shift, bicubic": _shifted(0.5, "bicubic"),
-        "whole-pixel shifts only (no resampling)": _disturbed("bilinear", copies, seed, True),
+        "whole-pixel shifts only (no resampling)": _disturbed("bilinear", copies, seed, _whole_pixel_shift),
+        **{f"{name} only, bicubic": _disturbed("bicubic", copies, seed, cut) for name, cut in PARTS.items()},
         "disturbed, bilinear": _disturbed("bilinear", copies, seed),
         "disturbed, bicubic": _disturbed("bicubic", copies, seed),
     }
