@@ -67,9 +67,10 @@ class FastFlow(AnomalibModule):
         augmentation_views: Fixed views per training image when augmenting (view 0 is the image).
         affine_augmentation: Probability that a view also gets a small random zoom (0.85-1.18),
             rotation (+-15 degrees) and shift (+-15%), mirrored at the borders and resampled
-            bicubically, as the paper's non-aligned test sets have (0: off). For parts that are not perfectly aligned: on the
-            demo objects shifted with mirrored borders, 1.0 keeps 0.88 image AUROC where the
-            model without it falls to chance; no gain on the demo textures (``docs/disturbed.md``).
+            bicubically, as the paper's non-aligned test sets have (0: off). For parts that are
+            not perfectly aligned: on the demo objects shifted with mirrored borders, 1.0 keeps
+            0.88 image AUROC where the model without it falls to chance; no gain on the demo
+            textures (``docs/disturbed.md``).
         cache_features: Compute each view's backbone features once and train from the cache
             (batches of cached views are then not read from disk).
         cache_memory_gb: Memory for cached features (half precision) per process; the rest goes

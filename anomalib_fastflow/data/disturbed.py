@@ -228,11 +228,11 @@ def _copy_in_view(
     Raises:
         ValueError: None of ``DRAWS_IN_VIEW`` transforms keeps any of the defect of ``path`` in view.
     """
-    size = tuple(image.shape[-2:])
+    size, has_defect = tuple(image.shape[-2:]), mask is not None and bool(mask.any())
     for attempt in range(DRAWS_IN_VIEW):
         params = draw_params(disturbance, size, key if attempt == 0 else f"{key}/{attempt}")
         moved, moved_mask = disturb(image, mask, params, disturbance.fill, disturbance.interpolation)
-        if moved_mask is None or moved_mask.any() or not mask.any():
+        if not has_defect or moved_mask.any():
             return moved, moved_mask
     msg = f"{path}: none of {DRAWS_IN_VIEW} random transforms keeps any of its defect in view."
     raise ValueError(msg)
