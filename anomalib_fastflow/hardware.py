@@ -18,19 +18,29 @@ def cpu_model_and_flags() -> tuple[str, frozenset[str]]:
     cpuinfo = Path("/proc/cpuinfo")
     if not cpuinfo.is_file():
         return platform.processor() or platform.machine(), frozenset()
-    model, flags = platform.machine(), frozenset()
-    for line in cpuinfo.read_text().splitlines():
+    return parse_cpuinfo(cpuinfo.read_text())
+
+
+def parse_cpuinfo(text: str) -> tuple[str, frozenset[str]]:
+    """The first processor's model name, with its family and model numbers, and its flags.
+
+    Virtual machines often report a bare name ("AMD EPYC", "Intel(R) Xeon(R) Processor"); the
+    family and model numbers (e.g. ``family 25 model 17``: Zen 4) tell the generations apart.
+    """
+    fields: dict[str, str] = {}
+    for line in text.splitlines():
+        if not line.strip():
+            break  # the first processor's block ends here
         key, _, value = line.partition(":")
-        if key.strip() == "model name" and model == platform.machine():
-            model = value.strip()
-        elif key.strip() == "flags":
-            flags = frozenset(value.split())
-            break
-    return model, flags
+        fields.setdefault(key.strip(), value.strip())
+    name = fields.get("model name", platform.machine())
+    if "cpu family" in fields and "model" in fields:
+        name = f"{name}, family {fields['cpu family']} model {fields['model']}"
+    return name, frozenset(fields.get("flags", "").split())
 
 
 def describe_cpu() -> str:
-    """One line, e.g. ``Intel(R) Xeon(R) ... (has avx2, avx512f, avx512_vnni; lacks avx512_bf16, ...)``."""
+    """One line, e.g. ``AMD EPYC, family 25 model 17 (has avx2, ...; lacks avx512_fp16, ...)``."""
     model, flags = cpu_model_and_flags()
     if not flags:
         return f"{model} (instruction sets not readable here)"
