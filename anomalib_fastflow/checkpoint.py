@@ -3,17 +3,20 @@
 A checkpoint carries the evaluator's and visualizer's state too (e.g. AUPRO's ``fpr_limit``
 buffer, when the benchmark grid trained with AUPRO); a model built with other metrics could not
 load it in test, predict or export. ``take_own_metric_state`` replaces that state by the loading
-model's own, and ``check_network_fits`` refuses a checkpoint of another network with the settings
-that differ.
+model's own, ``check_network_fits`` refuses a checkpoint of another network with the settings
+that differ, and ``warn_if_scoring_differs`` warns when the same network scores other maps than
+the ones the checkpoint's normalisation statistics were computed on.
 """
 
 from typing import Any
 
 import torch
 from lightning.pytorch import Callback, LightningModule
+from lightning.pytorch.utilities import rank_zero_warn
 
 METRIC_COMPONENTS = ("evaluator", "visualizer")
 NETWORK_SETTINGS = ("backbone", "layers", "input_size", "flow_steps", "conv3x3_only", "hidden_ratio")
+SCORING_SETTINGS = ("likelihood", "fusion", "smoothing_sigma", "top_k_fraction")
 
 
 def take_own_metric_state(checkpoint: dict[str, Any], module: LightningModule) -> None:
@@ -44,6 +47,29 @@ def check_network_fits(checkpoint: dict[str, Any], module: LightningModule) -> N
         + ". Build the model with the checkpoint's settings."
     )
     raise ValueError(msg)
+
+
+def warn_if_scoring_differs(checkpoint: dict[str, Any], module: LightningModule) -> None:
+    """Warn, naming the settings, when ``module`` scores its maps otherwise than the checkpoint's model.
+
+    The checkpoint's post-processor holds the min, max and thresholds of the maps it was validated
+    on; maps of another likelihood, fusion, smoothing or image score lie elsewhere (log-likelihood
+    maps are positive, probability maps in [-1, 0]) and normalised with those statistics they can
+    clamp to 0 or 1 alike. A validation run recomputes them.
+    """
+    saved = checkpoint.get("hyper_parameters", {})
+    differing = [key for key in SCORING_SETTINGS if key in saved and saved[key] != module.hparams.get(key)]
+    if not differing:
+        return
+    rank_zero_warn(
+        "The checkpoint's model scored its maps with "
+        + ", ".join(f"{key}={saved[key]!r}" for key in differing)
+        + "; this model uses "
+        + ", ".join(f"{key}={module.hparams.get(key)!r}" for key in differing)
+        + ". The normalisation statistics and thresholds in the checkpoint were computed on the other "
+        "maps and may clamp these scores: validate first (Engine.validate) to recompute them, or "
+        "build the model with the checkpoint's settings."
+    )
 
 
 def _network_shapes(state_dict: dict[str, torch.Tensor]) -> dict[str, tuple[int, ...]]:

@@ -28,7 +28,7 @@ from .anomaly_map import Fusion, Likelihood
 from .augmentation import AugmentationChoice, TrainingViews, resolve_augmentation
 from .backbones import OFFLINE_BACKBONE, PRETRAINED_WEIGHTS, normalization, resolve_preset
 from .callbacks import SeededTrainingOrder, StopOnNonFinite, ValidateAfterLastEpoch
-from .checkpoint import check_network_fits, take_own_metric_state
+from .checkpoint import check_network_fits, take_own_metric_state, warn_if_scoring_differs
 from .data.checks import DataCheck
 from .loss import negative_log_likelihood
 from .schedule import budget_one_cycle, has_lightning_default_budget, set_default_budget
@@ -258,13 +258,16 @@ class FastFlow(AnomalibModule):
         """Load with this model's own metric state; refuse a checkpoint whose network differs.
 
         Metric state is not model state (``checkpoint``): a checkpoint trained with another
-        evaluator or visualizer loads in test, predict and export.
+        evaluator or visualizer loads in test, predict and export. Other scoring settings
+        (likelihood, fusion, smoothing, image score) load with a warning: the checkpoint's
+        normalisation statistics were computed on other maps.
 
         Raises:
             ValueError: The checkpoint's tensors do not fit (another backbone, layers or size).
         """
         take_own_metric_state(checkpoint, self)
         check_network_fits(checkpoint, self)
+        warn_if_scoring_differs(checkpoint, self)
         super().on_load_checkpoint(checkpoint)
 
     def configure_callbacks(self) -> list[Callback]:

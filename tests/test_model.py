@@ -1,6 +1,7 @@
 """The anomalib module and the torch model: any input size, save/load, inverse, checkpoint checks."""
 
 import io
+import warnings
 from pathlib import Path
 
 import pytest
@@ -219,3 +220,15 @@ def test_checkpoint_trained_with_another_evaluator_tests_predicts_and_exports(ti
         FastFlow(flow_steps=2), ExportType.TORCH, export_root=tmp_path / "export", ckpt_path=checkpoint
     )
     assert Path(exported).is_file()
+
+
+def test_checkpoint_scored_otherwise_loads_with_a_warning_naming_the_settings() -> None:
+    trained = FastFlow(input_size=64, flow_steps=2)
+    checkpoint = {"state_dict": trained.state_dict(), "hyper_parameters": dict(trained.hparams)}
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        FastFlow(input_size=64, flow_steps=2).on_load_checkpoint(dict(checkpoint))  # same scoring: silent
+    model = FastFlow(input_size=64, flow_steps=2, likelihood="log", smoothing_sigma=0.0)
+    expected = r"likelihood='probability', smoothing_sigma=4.0; this model uses likelihood='log'"
+    with pytest.warns(UserWarning, match=expected):
+        model.on_load_checkpoint(checkpoint)
