@@ -8,6 +8,7 @@ that differ, and ``warn_if_scoring_differs`` warns when the same network scores 
 the ones the checkpoint's normalisation statistics were computed on.
 """
 
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
@@ -41,9 +42,9 @@ def check_network_fits(checkpoint: dict[str, Any], module: LightningModule) -> N
     saved = checkpoint.get("hyper_parameters", {})
     msg = (
         "The checkpoint does not fit this FastFlow model: it was trained with "
-        + ", ".join(f"{key}={saved.get(key)!r}" for key in NETWORK_SETTINGS)
+        + _settings(saved, NETWORK_SETTINGS)
         + "; this model has "
-        + ", ".join(f"{key}={module.hparams.get(key)!r}" for key in NETWORK_SETTINGS)
+        + _settings(module.hparams, NETWORK_SETTINGS)
         + ". Build the model with the checkpoint's settings."
     )
     raise ValueError(msg)
@@ -63,13 +64,18 @@ def warn_if_scoring_differs(checkpoint: dict[str, Any], module: LightningModule)
         return
     rank_zero_warn(
         "The checkpoint's model scored its maps with "
-        + ", ".join(f"{key}={saved[key]!r}" for key in differing)
+        + _settings(saved, differing)
         + "; this model uses "
-        + ", ".join(f"{key}={module.hparams.get(key)!r}" for key in differing)
+        + _settings(module.hparams, differing)
         + ". The normalisation statistics and thresholds in the checkpoint were computed on the other "
         "maps and may clamp these scores: validate first (Engine.validate) to recompute them, or "
         "build the model with the checkpoint's settings."
     )
+
+
+def _settings(values: Mapping[str, Any], keys: Sequence[str]) -> str:
+    """``key=value, ...`` for ``keys``, as the messages above name settings."""
+    return ", ".join(f"{key}={values.get(key)!r}" for key in keys)
 
 
 def _network_shapes(state_dict: dict[str, torch.Tensor]) -> dict[str, tuple[int, ...]]:
