@@ -8,6 +8,8 @@ import platform
 from functools import cache
 from pathlib import Path
 
+import torch
+
 # The flags that change what oneDNN, OpenVINO and ONNX Runtime run, in /proc/cpuinfo's names.
 RELEVANT_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "avx512_fp16", "amx_bf16", "amx_int8")
 
@@ -40,10 +42,15 @@ def parse_cpuinfo(text: str) -> tuple[str, frozenset[str]]:
 
 
 def describe_cpu() -> str:
-    """One line, e.g. ``AMD EPYC, family 25 model 17 (has avx2, ...; lacks avx512_fp16, ...)``."""
+    """One line: ``AMD EPYC, family 25 model 17 (has avx2, ...; lacks amx_int8), PyTorch kernels AVX512``.
+
+    The flags are the host's (``/proc/cpuinfo``); the kernels are those PyTorch chose in this
+    process, which ``ATEN_CPU_CAPABILITY`` can lower and an emulator (QEMU user mode) can change.
+    """
     model, flags = cpu_model_and_flags()
+    kernels = f"PyTorch kernels {torch.backends.cpu.get_cpu_capability()}"
     if not flags:
-        return f"{model} (instruction sets not readable here)"
+        return f"{model} (instruction sets not readable here), {kernels}"
     present = [flag for flag in RELEVANT_FLAGS if flag in flags]
     absent = [flag for flag in RELEVANT_FLAGS if flag not in flags]
-    return f"{model} (has {', '.join(present) or 'none'}; lacks {', '.join(absent) or 'none'})"
+    return f"{model} (has {', '.join(present) or 'none'}; lacks {', '.join(absent) or 'none'}), {kernels}"

@@ -1,6 +1,12 @@
 """The CPU named next to every figure: model name, family and model numbers, relevant flags."""
 
-from anomalib_fastflow.hardware import RELEVANT_FLAGS, parse_cpuinfo
+import os
+import subprocess
+import sys
+
+import torch
+
+from anomalib_fastflow.hardware import RELEVANT_FLAGS, describe_cpu, parse_cpuinfo
 
 CPUINFO = """processor\t: 0
 vendor_id\t: AuthenticAMD
@@ -28,3 +34,13 @@ def test_cpuinfo_without_family_keeps_the_bare_name() -> None:
     name, flags = parse_cpuinfo("model name\t: Some CPU\nflags\t\t: avx2\n")
     assert name == "Some CPU"
     assert flags & set(RELEVANT_FLAGS) == {"avx2"}
+
+
+def test_description_names_the_kernels_pytorch_chose_in_this_process() -> None:
+    """Under ``ATEN_CPU_CAPABILITY=avx2`` (the AVX2 stand-in run) the line says AVX2, not the host's best."""
+    command = "from anomalib_fastflow.hardware import describe_cpu; print(describe_cpu())"
+    env = {**os.environ, "ATEN_CPU_CAPABILITY": "avx2"}
+    capped = subprocess.run([sys.executable, "-c", command], env=env, capture_output=True, text=True)
+    assert capped.returncode == 0, capped.stderr
+    assert capped.stdout.strip().endswith(", PyTorch kernels AVX2"), capped.stdout
+    assert describe_cpu().endswith(f", PyTorch kernels {torch.backends.cpu.get_cpu_capability()}")
