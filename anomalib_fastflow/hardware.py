@@ -48,9 +48,9 @@ def describe_cpu() -> str:
     process, which ``ATEN_CPU_CAPABILITY`` can lower and an emulator (QEMU user mode) can change.
     """
     model, flags = cpu_model_and_flags()
-    kernels = f"PyTorch kernels {torch.backends.cpu.get_cpu_capability()}"
-    if not flags:
-        return f"{model} (instruction sets not readable here), {kernels}"
-    present = [flag for flag in RELEVANT_FLAGS if flag in flags]
-    absent = [flag for flag in RELEVANT_FLAGS if flag not in flags]
-    return f"{model} (has {', '.join(present) or 'none'}; lacks {', '.join(absent) or 'none'}), {kernels}"
+    instruction_sets = "instruction sets not readable here"
+    if flags:
+        present = [flag for flag in RELEVANT_FLAGS if flag in flags]
+        absent = [flag for flag in RELEVANT_FLAGS if flag not in flags]
+        instruction_sets = f"has {', '.join(present) or 'none'}; lacks {', '.join(absent) or 'none'}"
+    return f"{model} ({instruction_sets}), PyTorch kernels {torch.backends.cpu.get_cpu_capability()}"
