@@ -20,7 +20,8 @@ from sklearn.metrics import roc_auc_score
 from torchvision.transforms.v2.functional import pil_to_tensor
 
 from anomalib_fastflow import FastFlow
-from anomalib_fastflow.data.disturbed import NORMAL_FOLDERS, AffineParams, Disturbance, disturb, draw_params
+from anomalib_fastflow.data.disturbed import NORMAL_FOLDERS
+from anomalib_fastflow.geometry import AffineParams, Disturbance, disturb, draw_params
 from anomalib_fastflow.hardware import describe_cpu
 
 Variant = Callable[[torch.Tensor, str], list[torch.Tensor]]

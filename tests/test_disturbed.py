@@ -12,13 +12,8 @@ from torchvision.transforms.v2 import InterpolationMode
 from torchvision.transforms.v2.functional import affine
 
 from anomalib_fastflow.cli import main
-from anomalib_fastflow.data.disturbed import (
-    AffineParams,
-    Disturbance,
-    disturb,
-    draw_params,
-    write_disturbed_copy,
-)
+from anomalib_fastflow.data.disturbed import write_disturbed_copy
+from anomalib_fastflow.geometry import AffineParams, Disturbance, disturb, draw_params
 
 
 def _square(size: int = 64, rows: slice = slice(20, 30), cols: slice = slice(10, 20)) -> torch.Tensor:
