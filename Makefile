@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test
+.PHONY: setup demo test clean-install
 
 $(STAMP): pyproject.toml constraints/torch.txt
 	$(PYTHON) -m venv $(VENV)
@@ -18,3 +18,7 @@ demo: setup
 
 test: setup
 	$(BIN)/python -m pytest
+
+# Release check: the built wheel, installed without extras into a fresh venv, used as a pip user would.
+clean-install: setup
+	bash .ci/clean_install

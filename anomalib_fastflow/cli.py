@@ -10,6 +10,7 @@ Subcommands:
 """
 
 import csv
+import sys
 import time
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from anomalib.engine import Engine
 from jsonargparse import auto_cli
 from lightning.pytorch import seed_everything
 
+from . import __version__
 from .backbones import OFFLINE_BACKBONE, PRESETS, PRETRAINED_WEIGHTS
 from .benchmark.datasets import DataSpec
 from .benchmark.epoch_time import format_epoch_times, measure_epoch_times, write_epoch_seconds
@@ -38,9 +40,11 @@ from .export import (
     load_runtime,
     parity_report,
 )
-from .export.exporter import load_checkpoint
+from .export.exporter import load_checkpoint, require_export_extra
+from .extras import MissingExtraError
 from .export.runtimes import torch_bf16_unavailable_reason
 from .lightning_model import FastFlow
+from .packaged_configs import config_files
 
 
 def demo(
@@ -117,6 +121,23 @@ def build_demo_data(root: Path = Path("datasets/demo"), seed: int = 0) -> Path:
     return build_demo_dataset(root, seed=seed)
 
 
+def configs(names: list[str] | None = None, output: Path | None = None) -> list[Path]:
+    """Print the paths of the preset configs shipped with the package, or copy them to ``output``.
+
+    Each config works as it is with ``anomalib train -c PATH`` (model configs) or
+    ``anomalib-fastflow benchmark --config PATH`` (``benchmark/`` grids); copy one to edit it.
+
+    Args:
+        names: Configs to list or copy, by file name without ``.yaml`` (e.g. ``fastflow_resnet18``,
+            ``benchmark/quick``); all of them by default.
+        output: Folder to copy them to (created if missing); ``None`` prints the installed paths.
+    """
+    paths = config_files(names, output)
+    for path in paths:
+        print(path)
+    return paths
+
+
 def disturb(
     root: Path,
     output: Path,
@@ -177,6 +198,7 @@ def export(
         calibration_images: Normal training images used to calibrate ``openvino_int8_ptq``.
         repeats: Timed runs per latency figure (after two warm-up runs).
     """
+    require_export_extra(formats, run=True)
     model = load_checkpoint(ckpt_path)
     size = tuple(model.input_size)
     images, labels = split_arrays(data_root, category, "test", size)
@@ -281,19 +303,30 @@ def benchmark(grid: BenchmarkConfig = BenchmarkConfig()) -> str:
     return report
 
 
-def main() -> None:
-    """Entry point of the ``anomalib-fastflow`` command."""
-    auto_cli(
-        {
-            "demo": demo,
-            "build-demo-data": build_demo_data,
-            "disturb": disturb,
-            "export": export,
-            "compare-training": compare_training,
-            "benchmark": benchmark,
-        },
-        as_positional=False,
-    )
+def main(args: list[str] | None = None) -> None:
+    """Entry point of the ``anomalib-fastflow`` command.
+
+    A command that needs an extra that is not installed exits with one line saying which to install.
+    """
+    try:
+        auto_cli(
+            {
+                "demo": demo,
+                "build-demo-data": build_demo_data,
+                "configs": configs,
+                "disturb": disturb,
+                "export": export,
+                "compare-training": compare_training,
+                "benchmark": benchmark,
+            },
+            args=args,
+            as_positional=False,
+            prog="anomalib-fastflow",
+            version=__version__,
+        )
+    except MissingExtraError as error:
+        print(f"anomalib-fastflow: {error}", file=sys.stderr)
+        raise SystemExit(2) from None
 
 
 if __name__ == "__main__":

@@ -4,7 +4,6 @@ import threading
 import time
 from types import TracebackType
 
-import psutil
 import torch
 from lightning.pytorch import Callback, LightningModule, Trainer
 from torchmetrics.functional.classification import binary_auroc
@@ -19,6 +18,8 @@ class PeakMemory:
 
     def __init__(self, interval: float = 0.02) -> None:
         self.interval = interval
+        import psutil  # a dependency; imported here so that importing the benchmark needs only torch
+
         self.peak_mb = 0.0
         self._process = psutil.Process()
         self._stop = threading.Event()

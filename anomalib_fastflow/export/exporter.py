@@ -24,6 +24,7 @@ import torch
 from anomalib.models.components import AnomalibModule
 from anomalib.utils.serialization import anomalib_safe_globals
 
+from ..extras import require
 from ..lightning_model import FastFlow
 from . import tensorrt
 from .channel_permutation import permutations_as_convolutions
@@ -36,6 +37,21 @@ if TYPE_CHECKING:
 OPENVINO_FORMATS = ("openvino_fp32", "openvino_fp16", "openvino_int8", "openvino_int8_ptq", "openvino_bf16")
 TENSORRT_FORMATS = ("tensorrt_fp32", "tensorrt_fp16")
 FORMATS = ("onnx", *OPENVINO_FORMATS, *TENSORRT_FORMATS)
+# What writing each format needs from the ``export`` extra (every format starts from the ONNX file;
+# TensorRT is its own extra, and a missing one skips its formats with the reason).
+WRITE_MODULES = {"onnx": ("onnx", "onnxscript"), "openvino_int8": ("nncf",), "openvino_int8_ptq": ("nncf",)}
+# What running each format needs.
+RUN_MODULES = {"onnx": ("onnxruntime",), **dict.fromkeys(OPENVINO_FORMATS, ("openvino",))}
+
+
+def require_export_extra(formats: Sequence[str], run: bool = False) -> None:
+    """Raise ``MissingExtraError`` (one line: what to install) unless ``formats`` can be written (and run)."""
+    needs = {*WRITE_MODULES["onnx"]}
+    for name in formats:
+        needs.update(WRITE_MODULES.get(name, ()))
+        needs.update(("openvino",) if name in OPENVINO_FORMATS else ())
+        needs.update(RUN_MODULES.get(name, ()) if run else ())
+    require("export", sorted(needs), f"Export to {', '.join(formats)}")
 
 
 def load_checkpoint(path: Path) -> FastFlow:
@@ -80,11 +96,13 @@ def export_formats(
 
     Raises:
         ValueError: An unknown format, PTQ without calibration images, or no input size.
+        MissingExtraError: A package of the ``export`` extra that these formats need is missing.
     """
     unknown = sorted(set(formats) - set(FORMATS))
     if unknown:
         msg = f"Unknown export formats {unknown}; choose from {list(FORMATS)}."
         raise ValueError(msg)
+    require_export_extra(formats)
     if "openvino_int8_ptq" in formats and calibration_images is None:
         msg = "openvino_int8_ptq needs calibration_images (a few normal images)."
         raise ValueError(msg)
@@ -146,7 +164,14 @@ def _convert(
 
 
 def load_runtime(name: str, path: Path) -> Runtime:
-    """The runtime that runs format ``name`` from ``path``."""
+    """The runtime that runs format ``name`` from ``path``.
+
+    Raises:
+        MissingExtraError: The runtime's package (from the ``export`` extra) is missing.
+        ValueError: An unknown format.
+    """
+    if name in RUN_MODULES:
+        require("export", RUN_MODULES[name], f"Running {name}")
     if name == "onnx":
         return OnnxRuntime(path)
     if name in OPENVINO_FORMATS:
