@@ -8,7 +8,6 @@ Example:
 """
 
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any, Literal
 
 import torch
@@ -20,20 +19,18 @@ from anomalib.post_processing import PostProcessor
 from anomalib.pre_processing import PreProcessor
 from anomalib.visualization import Visualizer
 from lightning.pytorch import Callback
-from lightning.pytorch.trainer.states import TrainerFn
 from lightning.pytorch.utilities.types import STEP_OUTPUT, OptimizerLRScheduler
 from torchvision.transforms.v2 import Compose, Normalize, Resize
 
 from .anomaly_map import Fusion, Likelihood
-from .augmentation import AugmentationChoice, TrainingViews, resolve_augmentation
 from .backbones import OFFLINE_BACKBONE, PRETRAINED_WEIGHTS, normalization, resolve_preset
-from .callbacks import SeededTrainingOrder, StopOnNonFinite, ValidateAfterLastEpoch
 from .checkpoint import check_network_fits, take_own_metric_state, warn_if_scoring_differs
 from .data.checks import DataCheck
 from .loss import negative_log_likelihood
-from .schedule import budget_one_cycle, has_lightning_default_budget, set_default_budget
 from .torch_model import FastFlowModel
-from .view_features import ViewFeatures
+from .training.callback import FastFlowTraining
+from .training.schedule import budget_one_cycle
+from .training.views import AugmentationChoice
 
 LRSchedule = Literal["constant", "one_cycle"]
 FUSED_ADAM_DEVICES = {"cpu", "cuda"}
@@ -62,15 +59,13 @@ class FastFlow(AnomalibModule):
             image score is taken before smoothing.
         top_k_fraction: Image score = mean of this fraction of top pixels; 0 takes the maximum.
         augmentation: Training views: ``auto`` (the paper's flips and rotations where the category
-            allows them, see ``augmentation.SAFE_AUGMENTATIONS``; none for unknown categories),
+            allows them, see ``training.views.SAFE_AUGMENTATIONS``; none for unknown categories),
             ``paper`` (always) or ``none``.
         augmentation_views: Fixed views per training image when augmenting (view 0 is the image).
         affine_augmentation: Probability that a view also gets a small random zoom (0.85-1.18),
             rotation (+-15 degrees) and shift (+-15%), mirrored at the borders and resampled
-            bicubically, as the paper's non-aligned test sets have (0: off). For parts that are
-            not perfectly aligned: on the demo objects shifted with mirrored borders, 1.0 keeps
-            0.88 image AUROC where the model without it falls to chance; no gain on the demo
-            textures (``docs/disturbed.md``).
+            bicubically, as the paper's non-aligned test sets have (0: off); for parts that are
+            not perfectly aligned (measured in ``docs/disturbed.md``).
         cache_features: Compute each view's backbone features once and train from the cache
             (batches of cached views are then not read from disk).
         cache_memory_gb: Memory for cached features (half precision) per process; the rest goes
@@ -79,12 +74,11 @@ class FastFlow(AnomalibModule):
         weight_decay: Adam weight decay (paper: 1e-5).
         lr_schedule: ``one_cycle`` (warm-up to ``lr``, then cosine decay to near zero over the
             run's steps) or ``constant`` (paper). Without ``max_epochs``, ``max_steps`` or
-            ``max_time`` FastFlow trains for its default budget (``schedule.default_epochs``). The default
-            and its peak rate are measured in ``docs/training.md``: one_cycle at 5e-3 reaches in
-            4 epochs what the paper's constant 1e-3 reaches in 10.
+            ``max_time`` FastFlow trains for its default budget (``training.schedule.default_epochs``);
+            the default and its peak rate are chosen in ``docs/training.md``.
         warmup_fraction: Share of the steps spent warming up under ``one_cycle``.
         scale_lr_to_budget: Under ``one_cycle``, a run longer than the default budget peaks at
-            ``lr`` times default / actual steps (``schedule.budget_peak_lr``), so that a long
+            ``lr`` times default / actual steps (``training.schedule.budget_peak_lr``), so that a long
             budget does not lose the image AUROC a fixed peak loses (``docs/budget_study/``).
         pre_processor: anomalib pre-processor, or ``True`` for resize + the backbone's normalization.
         post_processor: anomalib post-processor, or ``True`` for the default.
@@ -93,8 +87,8 @@ class FastFlow(AnomalibModule):
 
     Raises:
         ValueError: Unknown backbone, layers outside it, an input size that disagrees with the
-            given pre-processor, a ``warmup_fraction`` outside [0, 1) or an ``affine_augmentation``
-            outside [0, 1].
+            given pre-processor, a ``warmup_fraction`` outside [0, 1), an ``affine_augmentation``
+            outside [0, 1], fewer than one augmentation view or an unknown ``augmentation``.
     """
 
     def __init__(
@@ -128,9 +122,6 @@ class FastFlow(AnomalibModule):
         if not 0 <= warmup_fraction < 1:
             msg = f"warmup_fraction={warmup_fraction}: the share of steps spent warming up must be in [0, 1)."
             raise ValueError(msg)
-        if not 0 <= affine_augmentation <= 1:
-            msg = f"affine_augmentation={affine_augmentation}: a probability must be in [0, 1]."
-            raise ValueError(msg)
         preset = resolve_preset(backbone)
         requested_size = (input_size, input_size) if isinstance(input_size, int) else input_size
         if pre_processor is True:
@@ -162,8 +153,11 @@ class FastFlow(AnomalibModule):
             smoothing_sigma=smoothing_sigma,
             top_k_fraction=top_k_fraction,
         )
-        self.view_features = ViewFeatures(
-            TrainingViews(resolve_augmentation(augmentation, None, affine_augmentation), augmentation_views)
+        self.training_callback = FastFlowTraining(
+            augmentation,
+            augmentation_views,
+            affine_augmentation,
+            cache_bytes=int(cache_memory_gb * 2**30) if cache_features else None,
         )
 
     @classmethod
@@ -177,53 +171,11 @@ class FastFlow(AnomalibModule):
         mean, std = normalization(backbone)
         return PreProcessor(transform=Compose([Resize(image_size, antialias=True), Normalize(mean, std)]))
 
-    def setup(self, stage: str) -> None:
-        """Before a fit: set the default budget if the user gave none (``schedule.default_epochs``),
-        pick the views for the datamodule's category and open their feature cache
-        (``view_features.ViewFeatures``, which wraps the training set to leave cached images unread).
-
-        This runs before Lightning first builds the training loader (which it does early, to count
-        the optimizer steps for the lr schedule), so the loader reads the wrapped set.
-        """
-        if stage != TrainerFn.FITTING:
-            return
-        datamodule = self.trainer.datamodule
-        if has_lightning_default_budget(self.trainer):
-            batches = len(datamodule.train_dataloader()) if datamodule is not None else 0
-            set_default_budget(self.trainer, batches)
-        augmentation = resolve_augmentation(
-            self.hparams.augmentation, getattr(datamodule, "category", None), self.hparams.affine_augmentation
-        )
-        self.view_features = ViewFeatures.for_fit(
-            datamodule,
-            augmentation,
-            self.hparams.augmentation_views,
-            cache_bytes=int(self.hparams.cache_memory_gb * 2**30) if self.hparams.cache_features else None,
-            spill_dir=Path(self.trainer.default_root_dir, "feature_cache", f"rank{self.trainer.global_rank}"),
-            rank=self.trainer.global_rank,
-        )
-
-    def on_train_epoch_start(self) -> None:
-        """Tell the training set which views are cached before the epoch's loader starts."""
-        self.view_features.start_epoch(self.current_epoch)
-
-    def on_fit_end(self) -> None:
-        """Free the feature cache and its spill folder and give the datamodule its training set back."""
-        self.view_features.close(self.trainer.datamodule)
-
-    def on_exception(self, exception: BaseException) -> None:
-        """Clean up as after a fit (cache, spill folder, training set) when training fails, too."""
-        del exception
-        self.on_fit_end()
-
-    def training_features(self, batch: Batch) -> list[torch.Tensor]:
-        """Backbone features of this epoch's view of each image, ``(N, C_i, H_i, W_i)`` per scale."""
-        return self.view_features(batch, self.current_epoch, self.model.feature_extractor)
-
     def training_step(self, batch: Batch, *args, **kwargs) -> STEP_OUTPUT:
         """Negative log-likelihood of the batch's features under the flows."""
         del args, kwargs
-        latents, log_jacobians = self.model.encode(self.training_features(batch))
+        features = self.training_callback.features(batch, self.current_epoch, self.model.feature_extractor)
+        latents, log_jacobians = self.model.encode(features)
         loss = negative_log_likelihood(latents, log_jacobians)
         self.log("train_loss", loss, on_epoch=True, prog_bar=True, batch_size=len(batch.image))
         return {"loss": loss}
@@ -271,15 +223,15 @@ class FastFlow(AnomalibModule):
         super().on_load_checkpoint(checkpoint)
 
     def configure_callbacks(self) -> list[Callback]:
-        """anomalib's callbacks, an image check, validation after the last epoch, a seeded training
-        order and a stop before a non-finite loss or gradient reaches the weights."""
-        callbacks = [DataCheck(), ValidateAfterLastEpoch(), SeededTrainingOrder(), StopOnNonFinite()]
-        return [*super().configure_callbacks(), *callbacks]
+        """anomalib's callbacks, an image check and FastFlow's training machinery
+        (``training.callback.FastFlowTraining``: budget, views and feature cache, training order,
+        validation cadence, non-finite guard)."""
+        return [*super().configure_callbacks(), DataCheck(), self.training_callback]
 
     @property
     def trainer_arguments(self) -> dict[str, Any]:
         """No gradient clipping and no sanity validation. The budget is not set here (anomalib's
-        ``Engine`` would let it override the user's); ``setup`` sets it when the user gave none."""
+        ``Engine`` would let it override the user's); ``FastFlowTraining`` sets it when the user gave none."""
         return {"gradient_clip_val": 0, "num_sanity_val_steps": 0}
 
     @property

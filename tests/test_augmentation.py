@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from anomalib_fastflow import FastFlow
-from anomalib_fastflow.augmentation import (
+from anomalib_fastflow.training.views import (
     NO_AUGMENTATION,
     PAPER_AUGMENTATION,
     TrainingViews,

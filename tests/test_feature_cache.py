@@ -13,10 +13,11 @@ from anomalib.engine import Engine
 from lightning.pytorch import seed_everything
 
 from anomalib_fastflow import FastFlow, MVTec
-from anomalib_fastflow.augmentation import TrainingViews, resolve_augmentation
-from anomalib_fastflow.data.cached_views import CachedViewsDataset
-from anomalib_fastflow.feature_cache import FeatureCache
 from anomalib_fastflow.loss import negative_log_likelihood
+from anomalib_fastflow.training.cached_views import CachedViewsDataset
+from anomalib_fastflow.training.feature_cache import FeatureCache
+from anomalib_fastflow.training.view_features import ViewFeatures
+from anomalib_fastflow.training.views import TrainingViews, resolve_augmentation
 
 
 def _batch(count: int = 4, size: int = 64) -> ImageBatch:
@@ -27,16 +28,20 @@ def _batch(count: int = 4, size: int = 64) -> ImageBatch:
     )
 
 
-def test_cached_training_gives_the_loss_of_uncached_training(tmp_path: Path) -> None:
-    model = FastFlow(input_size=64, flow_steps=2, augmentation="paper")
-    batch = _batch()
-    uncached = negative_log_likelihood(*model.model.encode(model.training_features(batch)))
+def _view_features(augmentation: str) -> ViewFeatures:
+    return ViewFeatures(TrainingViews(resolve_augmentation(augmentation, None), num_views=4))
 
-    model.view_features.cache = FeatureCache(2**30, tmp_path / "spill")
-    filled = negative_log_likelihood(*model.model.encode(model.training_features(batch)))
-    assert len(model.view_features.cache) == len(batch.image)
-    model.model.feature_extractor.forward = None  # a cache hit must not run the backbone
-    cached = negative_log_likelihood(*model.model.encode(model.training_features(batch)))
+
+def test_cached_training_gives_the_loss_of_uncached_training(tmp_path: Path) -> None:
+    model = FastFlow(input_size=64, flow_steps=2)
+    views, backbone, batch = _view_features("paper"), model.model.feature_extractor, _batch()
+    uncached = negative_log_likelihood(*model.model.encode(views(batch, 0, backbone)))
+
+    views.cache = FeatureCache(2**30, tmp_path / "spill")
+    filled = negative_log_likelihood(*model.model.encode(views(batch, 0, backbone)))
+    assert len(views.cache) == len(batch.image)
+    backbone.forward = None  # a cache hit must not run the backbone
+    cached = negative_log_likelihood(*model.model.encode(views(batch, 0, backbone)))
 
     torch.testing.assert_close(filled, uncached)
     torch.testing.assert_close(cached, uncached, rtol=2e-3, atol=0)  # half-precision storage
@@ -44,18 +49,17 @@ def test_cached_training_gives_the_loss_of_uncached_training(tmp_path: Path) -> 
 
 
 def test_a_batch_with_some_cached_samples_computes_only_the_others(tmp_path: Path) -> None:
-    model = FastFlow(input_size=64, flow_steps=2, augmentation="none")
-    batch = _batch(count=4)
-    model.view_features.cache = FeatureCache(2**30, tmp_path / "spill")
-    first_two = ImageBatch(image=batch.image[:2], image_path=batch.image_path[:2])
-    model.training_features(first_two)
+    model = FastFlow(input_size=64, flow_steps=2)
+    views, backbone, batch = _view_features("none"), model.model.feature_extractor, _batch(count=4)
+    views.cache = FeatureCache(2**30, tmp_path / "spill")
+    views(ImageBatch(image=batch.image[:2], image_path=batch.image_path[:2]), 0, backbone)
     seen = []
-    backbone_forward = model.model.feature_extractor.forward
-    model.model.feature_extractor.forward = lambda images: seen.append(len(images)) or backbone_forward(images)
-    mixed = model.training_features(batch)
+    backbone_forward = backbone.forward
+    backbone.forward = lambda images: seen.append(len(images)) or backbone_forward(images)
+    mixed = views(batch, 0, backbone)
     assert seen == [2]  # only the two new images went through the backbone
-    model.model.feature_extractor.forward = backbone_forward
-    expected = model.model.feature_extractor(batch.image)
+    backbone.forward = backbone_forward
+    expected = backbone(batch.image)
     for got, want in zip(mixed, expected, strict=True):
         torch.testing.assert_close(got, want, rtol=2e-3, atol=2e-3)
 

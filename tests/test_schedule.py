@@ -9,7 +9,7 @@ from anomalib.engine import Engine
 from lightning.pytorch import Callback, LightningModule, Trainer
 
 from anomalib_fastflow import FastFlow, MVTec
-from anomalib_fastflow.schedule import (
+from anomalib_fastflow.training.schedule import (
     MAX_DEFAULT_EPOCHS,
     MIN_DEFAULT_EPOCHS,
     budget_one_cycle,

@@ -16,7 +16,7 @@ from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 from torch.utils.data import DistributedSampler
 
 from anomalib_fastflow import FastFlow, MVTec, build_demo_dataset
-from anomalib_fastflow.data.samplers import EpochSeededSampler, FixedShardSampler
+from anomalib_fastflow.training.samplers import EpochSeededSampler, FixedShardSampler
 
 
 class _Spy(Callback):

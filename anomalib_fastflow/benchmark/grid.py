@@ -76,7 +76,7 @@ class BenchmarkConfig:
         data: Dataset and categories.
         epochs: Training epochs per model (one budget per model family); 0 measures inference
             cost only (untrained weights time the same; PatchCore then only with the bank sizes);
-            null trains for the model's own default budget (FastFlow's ``schedule.default_epochs``;
+            null trains for the model's own default budget (FastFlow's ``training.schedule.default_epochs``;
             Lightning's 1000 epochs for models without one).
         runtimes: Runtimes in which each model's inference cost is measured (TensorRT ones are
             recorded as skipped, with the reason, where TensorRT or a GPU is missing).

@@ -2,7 +2,7 @@
 
 FastFlow trains its flows on a frozen backbone, so the features of one view of one image never
 change. ``ViewFeatures`` turns a training batch into the features of the epoch's views: it picks
-each image's view (``augmentation.TrainingViews``), reads the views seen before from the
+each image's view (``views.TrainingViews``), reads the views seen before from the
 ``FeatureCache`` and runs the backbone on the others only. For a fit it also wraps the
 datamodule's training set (``CachedViewsDataset``) so that batches whose views are all cached are
 not read from disk, and gives the set back afterwards, also when training fails.
@@ -17,9 +17,9 @@ from anomalib.data import AnomalibDataModule, Batch
 from anomalib.data.datasets.base import AnomalibDataset
 from lightning.pytorch.utilities import rank_zero_warn
 
-from .augmentation import Augmentation, TrainingViews, common_folder
-from .data.cached_views import CachedViewsDataset
+from .cached_views import CachedViewsDataset
 from .feature_cache import FeatureCache
+from .views import Augmentation, TrainingViews, common_folder
 
 logger = logging.getLogger(__name__)
 

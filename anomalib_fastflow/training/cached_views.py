@@ -13,8 +13,8 @@ from anomalib.data import ImageItem
 from anomalib.data.datasets.base import AnomalibDataset
 from torch.utils.data import Dataset
 
-from ..augmentation import TrainingViews
-from ..feature_cache import CacheKey
+from .feature_cache import CacheKey
+from .views import TrainingViews
 
 
 class CachedViewsDataset(Dataset[ImageItem]):

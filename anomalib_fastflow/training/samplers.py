@@ -13,7 +13,7 @@
 from collections.abc import Iterator
 
 import torch
-from torch.utils.data import DistributedSampler, Sampler
+from torch.utils.data import DistributedSampler, RandomSampler, Sampler
 
 
 def _permutation(length: int, seed: int, epoch: int) -> list[int]:
@@ -78,3 +78,19 @@ class FixedShardSampler(Sampler[int]):
 
     def __len__(self) -> int:
         return len(self.shard)
+
+
+def seeded_sampler(sampler: Sampler[int] | None) -> Sampler[int] | None:
+    """The seeded replacement for a training loader's shuffling sampler, or ``None`` to keep it.
+
+    A one-process ``RandomSampler`` (without replacement) becomes an ``EpochSeededSampler`` seeded
+    with ``torch.initial_seed()`` (the seed given to ``seed_everything``): torch's global random
+    state, which it draws from, is not restored when a run resumes from a checkpoint. Lightning's
+    ``DistributedSampler`` becomes a ``FixedShardSampler``, so that each process's feature cache
+    holds its own shard only. A loader that does not shuffle keeps its sampler.
+    """
+    if isinstance(sampler, DistributedSampler):
+        return FixedShardSampler(sampler)
+    if isinstance(sampler, RandomSampler) and not sampler.replacement:
+        return EpochSeededSampler(len(sampler.data_source), torch.initial_seed())
+    return None

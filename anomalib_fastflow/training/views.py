@@ -9,7 +9,7 @@ or 270 degrees, so a view is lossless (no interpolation, no empty corners) and m
 pixel-aligned with images.
 
 ``affine`` adds, per view, a small random zoom, rotation and shift (the ranges of the paper's
-non-aligned test sets, ``data.disturbed``; the image mirrored at its borders, so no flat area comes
+non-aligned test sets, ``geometry.Disturbance``; the image mirrored at its borders, so no flat area comes
 in): views of the part slightly out of place, for lines where parts are not perfectly aligned.
 It is off by default (``FastFlow(affine_augmentation=...)`` turns it on).
 
@@ -26,7 +26,7 @@ from typing import Literal
 
 import torch
 
-from .data.disturbed import Disturbance, disturb, draw_params
+from ..geometry import Disturbance, disturb, draw_params
 
 AugmentationChoice = Literal["auto", "paper", "none"]
 

@@ -2,7 +2,7 @@
 
 The backbone is frozen, so the features of a given view of a given image never change. The cache
 keeps them per sample in half precision in memory up to a budget, and spills the rest to disk.
-Under DDP each process caches the samples of its own shard (``data.samplers``).
+Under DDP each process caches the samples of its own shard (``training.samplers``).
 """
 
 import hashlib

@@ -1,0 +1,153 @@
+"""``FastFlowTraining``: everything FastFlow changes about a fit, in the one callback its model returns.
+
+Lightning users look for changes to the trainer and the datamodule in callbacks; FastFlow's
+``configure_callbacks`` returns this one, which
+
+- sets the default budget when the user gave none (``schedule``);
+- trains on fixed views of each image whose backbone features are computed once (``views``,
+  ``view_features``, ``feature_cache``, ``cached_views``): it wraps the datamodule's training set
+  for the fit and gives it back afterwards, also when training fails;
+- makes the training order a function of the seed and the epoch (``samplers``);
+- validates once, after the last epoch, instead of after every epoch;
+- stops before a non-finite loss or gradient reaches the weights (``guards``).
+
+The model asks it for each batch's features (``features``).
+"""
+
+from pathlib import Path
+
+import torch
+from anomalib.data import Batch
+from lightning.pytorch import Callback, LightningModule, Trainer
+from lightning.pytorch.trainer.states import TrainerFn
+
+from .guards import non_finite_gradient, stop_training
+from .samplers import seeded_sampler
+from .schedule import has_lightning_default_budget, set_default_budget
+from .view_features import Backbone, ViewFeatures
+from .views import AugmentationChoice, resolve_augmentation
+
+
+class FastFlowTraining(Callback):
+    """The training machinery of one ``FastFlow`` model (see the module's docstring).
+
+    Args:
+        augmentation: Training views: ``auto`` (the paper's flips and rotations where the datamodule's
+            category allows them, ``views.SAFE_AUGMENTATIONS``), ``paper`` or ``none``.
+        augmentation_views: Fixed views per training image when augmenting (view 0 is the image).
+        affine_augmentation: Probability that a view also gets a small random zoom, rotation and shift.
+        cache_bytes: Memory for cached features per process (the rest spills to disk); ``None``
+            computes the backbone every time.
+
+    Raises:
+        ValueError: An unknown ``augmentation``, fewer than one view, or an ``affine_augmentation``
+            outside [0, 1].
+    """
+
+    def __init__(
+        self,
+        augmentation: AugmentationChoice = "auto",
+        augmentation_views: int = 4,
+        affine_augmentation: float = 0.0,
+        cache_bytes: int | None = 4 * 2**30,
+    ) -> None:
+        if not 0 <= affine_augmentation <= 1:
+            msg = f"affine_augmentation={affine_augmentation}: a probability must be in [0, 1]."
+            raise ValueError(msg)
+        if augmentation_views < 1:
+            msg = f"augmentation_views must be at least 1, got {augmentation_views}."
+            raise ValueError(msg)
+        resolve_augmentation(augmentation, None, affine_augmentation)  # refuses an unknown choice now
+        self.augmentation = augmentation
+        self.augmentation_views = augmentation_views
+        self.affine_augmentation = affine_augmentation
+        self.cache_bytes = cache_bytes
+        self.view_features: ViewFeatures | None = None  # during a fit
+        self._image_paths: list[str] | None = None
+
+    def features(self, batch: Batch, epoch: int, backbone: Backbone) -> list[torch.Tensor]:
+        """``(N, C_i, H_i, W_i)`` per scale: the features of ``epoch``'s view of each image of the batch
+        (outside a fit, of the images as they are)."""
+        if self.view_features is None:
+            return backbone(batch.image)
+        return self.view_features(batch, epoch, backbone)
+
+    def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
+        """Before a fit: the default budget if none was given, then the views and their cache.
+
+        This runs before Lightning first builds the training loader (which it does early, to count
+        the optimizer steps for the lr schedule), so the loader reads the wrapped training set.
+        """
+        del pl_module
+        if stage != TrainerFn.FITTING:
+            return
+        datamodule = trainer.datamodule
+        if has_lightning_default_budget(trainer):
+            set_default_budget(trainer, len(datamodule.train_dataloader()) if datamodule is not None else 0)
+        augmentation = resolve_augmentation(
+            self.augmentation, getattr(datamodule, "category", None), self.affine_augmentation
+        )
+        self.view_features = ViewFeatures.for_fit(
+            datamodule,
+            augmentation,
+            self.augmentation_views,
+            cache_bytes=self.cache_bytes,
+            spill_dir=Path(trainer.default_root_dir, "feature_cache", f"rank{trainer.global_rank}"),
+            rank=trainer.global_rank,
+        )
+
+    def on_fit_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        """Validate after the last epoch only: FastFlow keeps its last weights, so validation selects
+        nothing and only feeds the post-processor's thresholds (and anomalib's default validation
+        split is the test split). An explicit ``check_val_every_n_epoch`` other than 1, or an
+        unbounded ``max_epochs``, is kept."""
+        del pl_module
+        if trainer.check_val_every_n_epoch == 1 and trainer.max_epochs is not None and trainer.max_epochs > 1:
+            trainer.check_val_every_n_epoch = trainer.max_epochs
+
+    def on_train_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        """Swap the training loader's shuffling sampler for a seeded one before the first epoch."""
+        del pl_module
+        batch_sampler = getattr(trainer.train_dataloader, "batch_sampler", None)
+        sampler = seeded_sampler(getattr(batch_sampler, "sampler", None))
+        if sampler is not None:
+            batch_sampler.sampler = sampler
+
+    def on_train_epoch_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        """Tell the training set which views are cached before the epoch's loader starts."""
+        del pl_module
+        if self.view_features is not None:
+            self.view_features.start_epoch(trainer.current_epoch)
+
+    def on_train_batch_start(
+        self, trainer: Trainer, pl_module: LightningModule, batch: Batch, batch_idx: int
+    ) -> None:
+        """Remember the batch's images, to name them if its loss is not finite."""
+        del trainer, pl_module, batch_idx
+        self._image_paths = batch.image_path
+
+    def on_before_backward(self, trainer: Trainer, pl_module: LightningModule, loss: torch.Tensor) -> None:
+        """Stop on a non-finite loss."""
+        del pl_module
+        if not torch.isfinite(loss):
+            stop_training(trainer, f"the training loss is {loss.item()} for images {self._image_paths}")
+
+    def on_before_optimizer_step(
+        self, trainer: Trainer, pl_module: LightningModule, optimizer: torch.optim.Optimizer
+    ) -> None:
+        """Stop on a non-finite gradient."""
+        del optimizer
+        if non_finite_gradient(pl_module.parameters()):
+            stop_training(trainer, "a gradient is not finite")
+
+    def on_fit_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        """Free the feature cache and its spill folder and give the datamodule its training set back."""
+        del pl_module
+        if self.view_features is not None:
+            self.view_features.close(trainer.datamodule)
+            self.view_features = None
+
+    def on_exception(self, trainer: Trainer, pl_module: LightningModule, exception: BaseException) -> None:
+        """Clean up as after a fit when training fails, too."""
+        del exception
+        self.on_fit_end(trainer, pl_module)
