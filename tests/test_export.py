@@ -38,7 +38,6 @@ from anomalib_fastflow.export.openvino_compile import compiled_precision, weight
 from anomalib_fastflow.export.runtimes import torch_bf16_unavailable_reason
 from anomalib_fastflow.hardware import describe_cpu
 
-pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
@@ -74,6 +73,7 @@ def bf16_by_default(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(openvino, "Core", Bf16DefaultCore)
 
 
+@pytest.mark.slow
 def test_fp32_runtimes_match_pytorch(report: dict[str, object]) -> None:
     rows = report["rows"]
     assert rows["torch"].image_auroc > 0.9
@@ -85,12 +85,14 @@ def test_fp32_runtimes_match_pytorch(report: dict[str, object]) -> None:
         assert rows[name].precision == "f32", rows[name]
 
 
+@pytest.mark.slow
 def test_parity_report_names_the_cpu_and_each_formats_precision(report: dict[str, object]) -> None:
     text = (report["output"] / "parity.md").read_text()
     assert describe_cpu() in text
     assert "| runs in |" in text and "| openvino_fp32 | f32 |" in text
 
 
+@pytest.mark.slow
 def test_openvino_fp32_stays_f32_where_the_host_defaults_to_bf16(
     report: dict[str, object], bf16_by_default: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -102,21 +104,31 @@ def test_openvino_fp32_stays_f32_where_the_host_defaults_to_bf16(
         assert compiled_precision(OpenVINOInferencer(path, device="CPU").model) == "bf16"
 
 
-def test_bf16_formats_are_measured_or_skipped_with_the_reason(report: dict[str, object], trained: dict[str, Path]) -> None:
+@pytest.mark.slow
+def test_bf16_formats_are_measured_or_listed_with_the_reason(report: dict[str, object]) -> None:
+    """Every CPU: the bf16 IR is written, and each bf16 format is either a row or a skip with its reason."""
     rows, text = report["rows"], (report["output"] / "parity.md").read_text()
     assert (report["output"] / "openvino_bf16" / "model.xml").is_file()  # written on any CPU
-    if reason := bf16_unavailable_reason():
-        assert "openvino_bf16" not in rows and f"openvino_bf16: skipped: {reason}" in text
-    else:
-        assert rows["openvino_bf16"].precision == "bf16+f32"  # bf16 but for the image's first stage
-        assert rows["openvino_bf16"].max_relative > 1e-3, rows["openvino_bf16"]  # really bf16
-        assert abs(rows["openvino_bf16"].image_auroc - rows["torch"].image_auroc) <= 0.01
-    if reason := torch_bf16_unavailable_reason():
-        assert f"torch_bf16: skipped: {reason}" in text
-    else:
-        assert rows["torch_bf16"].precision == "bfloat16 autocast"
-        assert rows["torch_bf16"].max_relative > 1e-3, rows["torch_bf16"]
-        assert abs(rows["torch_bf16"].image_auroc - rows["torch"].image_auroc) <= 0.01
+    for name, reason in (("openvino_bf16", bf16_unavailable_reason()), ("torch_bf16", torch_bf16_unavailable_reason())):
+        assert (name in rows) == (reason is None), (name, reason)
+        assert reason is None or f"{name}: skipped: {reason}" in text
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("name", "precision", "unavailable"),
+    [
+        ("openvino_bf16", "bf16+f32", bf16_unavailable_reason),  # bf16 but for the image's first stage
+        ("torch_bf16", "bfloat16 autocast", torch_bf16_unavailable_reason),
+    ],
+)
+def test_bf16_runs_in_bf16_and_keeps_auroc(report: dict[str, object], name: str, precision: str, unavailable) -> None:
+    if reason := unavailable():
+        pytest.skip(reason)
+    row, reference = report["rows"][name], report["rows"]["torch"]
+    assert row.precision == precision
+    assert row.max_relative > 1e-3, row  # really bf16
+    assert abs(row.image_auroc - reference.image_auroc) <= 0.01, row
 
 
 def test_bf16_that_does_not_compile_is_a_reason_not_a_crash(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -136,6 +148,7 @@ def test_bf16_that_does_not_compile_is_a_reason_not_a_crash(monkeypatch: pytest.
     assert reason == f"{expected} a primitive descriptor"
 
 
+@pytest.mark.slow
 def test_weights_precision_is_read_from_the_file(report: dict[str, object]) -> None:
     output = report["output"]
     assert weights_precision(output / "openvino_fp32" / "model.xml") == "fp32"
@@ -145,6 +158,7 @@ def test_weights_precision_is_read_from_the_file(report: dict[str, object]) -> N
     assert weights_precision(output / "openvino_bf16" / "model.xml") == "bf16"
 
 
+@pytest.mark.slow
 def test_openvino_bf16_keeps_the_first_stage_f32_and_nothing_after_it(report: dict[str, object]) -> None:
     import openvino
 
@@ -157,19 +171,30 @@ def test_openvino_bf16_keeps_the_first_stage_f32_and_nothing_after_it(report: di
     assert first_stage and {op.get_friendly_name() for op in first_stage} <= kept
     assert not any(op.get_friendly_name() in kept for op in convolutions[len(first_stage) :])
     assert not any(op.get_friendly_name() in kept for op in ops if op.get_type_name() == "MVN")
-    if bf16_unavailable_reason() is None:  # what the CPU plugin makes of the marks
-        compiled = openvino.Core().compile_model(model, "CPU", {"INFERENCE_PRECISION_HINT": "bf16"})
-        runs_in = {
-            op.get_friendly_name(): op.input_value(0).get_element_type().get_type_name()
-            for op in compiled.get_runtime_model().get_ops()
-            if op.get_rt_info()["layerType"].astype(str) == "Convolution"
-        }
-        first_names = {op.get_friendly_name() for op in first_stage}
-        assert {runs_in[name] for name in first_names} == {"f32"}, runs_in
-        later = {precision for name, precision in runs_in.items() if name not in first_names}
-        assert later == {"bf16"}, runs_in
 
 
+@pytest.mark.slow
+def test_openvino_bf16_compiles_the_first_stage_f32_and_the_rest_bf16(report: dict[str, object]) -> None:
+    """What the CPU plugin makes of the marks, where it runs bf16."""
+    import openvino
+
+    if reason := bf16_unavailable_reason():
+        pytest.skip(reason)
+    model = openvino.Core().read_model(report["output"] / "openvino_bf16" / "model.xml")
+    convolutions = [op for op in model.get_ordered_ops() if op.get_type_name() in ("Convolution", "GroupConvolution")]
+    first_names = {op.get_friendly_name() for op in convolutions if KEPT_PRECISION in op.get_rt_info()}
+    compiled = openvino.Core().compile_model(model, "CPU", {"INFERENCE_PRECISION_HINT": "bf16"})
+    runs_in = {
+        op.get_friendly_name(): op.input_value(0).get_element_type().get_type_name()
+        for op in compiled.get_runtime_model().get_ops()
+        if op.get_rt_info()["layerType"].astype(str) == "Convolution"
+    }
+    assert first_names and {runs_in[name] for name in first_names} == {"f32"}, runs_in
+    later = {precision for name, precision in runs_in.items() if name not in first_names}
+    assert later == {"bf16"}, runs_in
+
+
+@pytest.mark.slow
 def test_the_stem_can_end_after_its_first_convolution(report: dict[str, object]) -> None:
     import openvino
 
@@ -182,6 +207,7 @@ def test_the_stem_can_end_after_its_first_convolution(report: dict[str, object])
     assert 0 < marked < keep_stem_f32(openvino.Core().read_model(path), (256, 256))  # the whole first stage
 
 
+@pytest.mark.slow
 def test_openvino_inferencer_refuses_another_precision_or_a_missing_device(report: dict[str, object]) -> None:
     output = report["output"]
     fp16 = output / "openvino_fp16" / "model.xml"
@@ -199,14 +225,19 @@ def test_openvino_inferencer_refuses_another_precision_or_a_missing_device(repor
         openvino_inferencer(output / "missing.xml")
 
 
+@pytest.mark.slow
 def test_reduced_precision_keeps_auroc(report: dict[str, object]) -> None:
     rows = report["rows"]
     for name in ("openvino_fp16", "openvino_int8"):
         assert abs(rows[name].image_auroc - rows["torch"].image_auroc) <= 0.01, rows[name]
-    assert 0.0 <= rows["openvino_int8_ptq"].image_auroc <= 1.0  # reported, whatever it shows
-    assert "openvino_int8_ptq" in (report["output"] / "parity.md").read_text()
+    ptq = rows["openvino_int8_ptq"]
+    # activations really quantised (u8, or i8+u8 where the CPU has AMX INT8)
+    assert set(ptq.precision.split("+")) <= {"i8", "u8"} and ptq.max_relative > 1e-3, ptq
+    assert ptq.image_auroc >= rows["torch"].image_auroc - 0.05, ptq  # docs/export_parity_demo.md: 0.9965 vs 1.0
+    assert f"| openvino_int8_ptq | {ptq.precision} |" in (report["output"] / "parity.md").read_text()
 
 
+@pytest.mark.slow
 def test_onnx_graph_permutes_by_gather_without_dense_matmuls(report: dict[str, object]) -> None:
     graph = onnx.load(str(report["output"] / "weights" / "onnx" / "model.onnx")).graph
     ops = Counter(node.op_type for node in graph.node)
@@ -215,6 +246,7 @@ def test_onnx_graph_permutes_by_gather_without_dense_matmuls(report: dict[str, o
     assert [output.name for output in graph.output][:4] == ["pred_score", "pred_label", "anomaly_map", "pred_mask"]
 
 
+@pytest.mark.slow
 def test_openvino_formats_permute_channels_by_convolution_except_ptq(report: dict[str, object]) -> None:
     """The demo's flows (24-112 channels) permute by 1x1 convolutions in every IR but PTQ's."""
     import openvino
@@ -229,6 +261,7 @@ def test_openvino_formats_permute_channels_by_convolution_except_ptq(report: dic
         assert count(name, "Convolution") - count("openvino_int8_ptq", "Convolution") == 3 * 8, name
 
 
+@pytest.mark.slow
 def test_anomalib_openvino_inferencer_matches_the_checkpoint(
     trained: dict[str, Path], report: dict[str, object], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -246,6 +279,7 @@ def test_anomalib_openvino_inferencer_matches_the_checkpoint(
     np.testing.assert_allclose(raw.anomaly_map, TorchRuntime(model)(raw_image)["anomaly_map"], atol=1e-4)
 
 
+@pytest.mark.slow
 def test_runtime_refuses_images_without_three_channels(report: dict[str, object]) -> None:
     runtime = OnnxRuntime(report["output"] / "weights" / "onnx" / "model.onnx")
     with pytest.raises(ValueError, match=r"Expected RGB images of shape \(N, 3, H, W\), got shape \(1, 1, 256, 256\)"):
@@ -264,6 +298,7 @@ def test_unknown_export_format_is_named(tmp_path: Path) -> None:
         export_formats(FastFlow(input_size=64, flow_steps=2), tmp_path, ["onnx", "coreml"])
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(unavailable_reason() is not None, reason=str(unavailable_reason()))
 @pytest.mark.parametrize("fp16", [False, True])
 def test_tensorrt_engine_matches_pytorch(trained: dict[str, Path], report: dict[str, object], fp16: bool) -> None:

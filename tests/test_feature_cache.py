@@ -132,6 +132,7 @@ def test_batches_of_cached_views_are_not_read(tiny_dataset: Path, monkeypatch: p
     assert dataset.task == train.task and len(dataset) == len(train)  # the rest is the dataset's
 
 
+@pytest.mark.slow
 def test_a_fit_reads_each_training_image_once_and_trains_as_if_it_read_them_all(
     tiny_dataset: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -21,6 +21,7 @@ def _engine(tmp_path: Path, **kwargs: object) -> Engine:
     return Engine(default_root_dir=tmp_path, logger=False, **kwargs)
 
 
+@pytest.mark.slow
 def test_odd_input_size_trains_and_maps_at_input_size(tiny_dataset: Path, tmp_path: Path) -> None:
     model = FastFlow(input_size=250, flow_steps=2)
     assert [shape[1:] for shape in model.model.feature_shapes] == [(63, 63), (32, 32), (16, 16)]
@@ -108,6 +109,7 @@ class _LearningRates(Callback):
         self.rates.append(trainer.optimizers[0].param_groups[0]["lr"])
 
 
+@pytest.mark.slow
 def test_one_cycle_with_a_one_step_warm_up_trains(tiny_dataset: Path, tmp_path: Path) -> None:
     """10 steps at the default warm-up share 0.1: torch's OneCycleLR alone divides by zero here."""
     rates = _LearningRates()
@@ -171,6 +173,7 @@ class _NaNAfter:
         return (image if self.count >= 0 else torch.full_like(image, float("nan")), *others)
 
 
+@pytest.mark.slow
 def test_non_finite_loss_stops_with_the_last_good_weights(tiny_dataset: Path, tmp_path: Path) -> None:
     datamodule = MVTec(
         root=tiny_dataset, category="brick", train_batch_size=4, eval_batch_size=4, num_workers=0,
@@ -204,6 +207,7 @@ def test_deit_preset_takes_block_7_as_a_24x24_map() -> None:
     assert len(model.feature_extractor.model.blocks) == 8
 
 
+@pytest.mark.slow
 def test_checkpoint_trained_with_another_evaluator_tests_predicts_and_exports(tiny_dataset: Path, tmp_path: Path) -> None:
     aupro = Evaluator(test_metrics=[AUROC(fields=["pred_score", "gt_label"], prefix="image_"), AUPRO(fields=["anomaly_map", "gt_mask"], prefix="pixel_")])
     datamodule = MVTec(root=tiny_dataset, category="brick", train_batch_size=4, eval_batch_size=4, num_workers=0)

@@ -74,6 +74,7 @@ def _budget(
     return spy
 
 
+@pytest.mark.slow
 def test_no_budget_given_trains_for_the_default_budget(tiny_dataset: Path, tmp_path: Path) -> None:
     """12 training images in batches of 4: 3 steps per epoch, so 42 epochs, not Lightning's 1000."""
     spy = _budget(tiny_dataset, tmp_path)
@@ -88,6 +89,7 @@ def test_no_budget_given_trains_for_the_default_budget(tiny_dataset: Path, tmp_p
     ("trainer_kwargs", "max_epochs", "schedule_steps"),
     [({"max_epochs": 3}, 3, 9), ({"max_steps": 5}, -1, 5), ({"max_epochs": 200}, 200, 600)],
 )
+@pytest.mark.slow
 def test_an_explicit_budget_always_wins(
     tiny_dataset: Path, tmp_path: Path, trainer_kwargs: dict, max_epochs: int, schedule_steps: int
 ) -> None:
@@ -99,6 +101,7 @@ def test_an_explicit_budget_always_wins(
     ("max_epochs", "scale_lr", "peak_lr"),
     [(42, True, 5e-3), (3, True, 5e-3), (200, True, 5e-3 * 126 / 600), (200, False, 5e-3)],
 )
+@pytest.mark.slow
 def test_a_budget_beyond_the_default_peaks_lower(
     tiny_dataset: Path, tmp_path: Path, max_epochs: int, scale_lr: bool, peak_lr: float
 ) -> None:

@@ -38,6 +38,7 @@ class _Spy(Callback):
         self.selection_monitors = [cb.monitor for cb in trainer.callbacks if isinstance(cb, ModelCheckpoint)]
 
 
+@pytest.mark.slow
 def test_model_selection_never_reads_the_test_split(tiny_dataset: Path, tmp_path: Path) -> None:
     spy = _Spy()
     model = FastFlow(input_size=64, flow_steps=2, lr_schedule="one_cycle")
@@ -116,7 +117,7 @@ def test_fixed_shards_partition_the_data_and_keep_it_across_epochs() -> None:
             sampler.set_epoch(epoch)
             epochs.append(list(sampler))
         assert len(sampler) == 10 and all(sorted(order) == sorted(epochs[0]) for order in epochs)  # same shard
-        assert epochs[0] != epochs[1] != epochs[2]  # reshuffled within it
+        assert len({tuple(order) for order in epochs}) == 3  # reshuffled within it, every epoch anew
         shards.append(set(epochs[0]))
     assert shards[0].isdisjoint(shards[1]) and shards[0] | shards[1] == set(dataset)
     dealt_anew = DistributedSampler(dataset, num_replicas=2, rank=0, seed=3)
@@ -132,6 +133,7 @@ def _trained_flows(data: Path, root: Path) -> dict[str, torch.Tensor]:
     return {key: value.clone() for key, value in model.model.flows.state_dict().items()}
 
 
+@pytest.mark.slow
 def test_a_dataset_copied_elsewhere_trains_to_identical_weights(tiny_dataset: Path, tmp_path: Path) -> None:
     copy = shutil.copytree(tiny_dataset, tmp_path / "somewhere" / "else" / "data")
     here, there = _trained_flows(tiny_dataset, tmp_path / "here"), _trained_flows(copy, tmp_path / "there")
@@ -164,6 +166,7 @@ def _fit(
     return model, engine
 
 
+@pytest.mark.slow
 def test_a_run_resumed_from_its_last_checkpoint_ends_with_the_uninterrupted_weights(
     tiny_dataset: Path, tmp_path: Path
 ) -> None:
@@ -201,4 +204,5 @@ def test_epoch_seeded_order_depends_on_seed_and_epoch_only() -> None:
     torch.manual_seed(123)  # the global random state plays no part
     again = EpochSeededSampler(10, 0)
     again.set_epoch(1)
-    assert list(again) == orders[0, 1] != orders[0, 0] != orders[1, 0]
+    assert list(again) == orders[0, 1]
+    assert len({tuple(order) for order in orders.values()}) == 3  # seed and epoch each change it
