@@ -5,19 +5,39 @@ buffer, when the benchmark grid trained with AUPRO); a model built with other me
 load it in test, predict or export. ``take_own_metric_state`` replaces that state by the loading
 model's own, ``check_network_fits`` refuses a checkpoint of another network with the settings
 that differ, and ``warn_if_scoring_differs`` warns when the same network scores other maps than
-the ones the checkpoint's normalisation statistics were computed on.
+the ones the checkpoint's normalisation statistics were computed on. ``check_fastflow_checkpoint``
+refuses a missing file or another model's checkpoint before Lightning tries to build a model from it.
 """
 
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import torch
+from anomalib.utils.serialization import anomalib_safe_globals
 from lightning.pytorch import Callback, LightningModule
 from lightning.pytorch.utilities import rank_zero_warn
 
 METRIC_COMPONENTS = ("evaluator", "visualizer")
 NETWORK_SETTINGS = ("backbone", "layers", "input_size", "flow_steps", "conv3x3_only", "hidden_ratio")
 SCORING_SETTINGS = ("likelihood", "fusion", "smoothing_sigma", "top_k_fraction")
+
+
+def check_fastflow_checkpoint(path: Path, safe_globals: Sequence[object]) -> None:
+    """Refuse a path that holds no FastFlow checkpoint (read weights-only, with anomalib's safe globals).
+
+    Raises:
+        FileNotFoundError: No file at ``path``.
+        ValueError: The checkpoint holds no flow weights (e.g. another anomalib model's).
+    """
+    if not Path(path).is_file():
+        msg = f"Checkpoint not found: {path}"
+        raise FileNotFoundError(msg)
+    with anomalib_safe_globals(extra=list(safe_globals)):
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    if not any(key.startswith("model.flows.") for key in checkpoint.get("state_dict", {})):
+        msg = f"{path} is not a FastFlow checkpoint (it holds no flow weights); export takes anomalib_fastflow.FastFlow checkpoints."
+        raise ValueError(msg)
 
 
 def take_own_metric_state(checkpoint: dict[str, Any], module: LightningModule) -> None:

@@ -34,15 +34,15 @@ from .export import (
     FORMATS,
     ParityRow,
     TorchRuntime,
-    bf16_unavailable_reason,
+    openvino_bf16_unavailable_reason,
     export_formats,
     format_report,
     load_runtime,
     parity_report,
+    torch_bf16_unavailable_reason,
 )
-from .export.exporter import load_checkpoint, require_export_extra
+from .export.exporter import require_export_extra
 from .extras import MissingExtraError
-from .export.runtimes import torch_bf16_unavailable_reason
 from .lightning_model import FastFlow
 from .packaged_configs import config_files
 
@@ -199,12 +199,12 @@ def export(
         repeats: Timed runs per latency figure (after two warm-up runs).
     """
     require_export_extra(formats, run=True)
-    model = load_checkpoint(ckpt_path)
+    model = FastFlow.from_checkpoint(ckpt_path)
     size = tuple(model.input_size)
     images, labels = split_arrays(data_root, category, "test", size)
     normal_images, _ = split_arrays(data_root, category, "train", size)
     paths, skipped = export_formats(model, output, formats, normal_images[:calibration_images])
-    if "openvino_bf16" in paths and (reason := bf16_unavailable_reason()):
+    if "openvino_bf16" in paths and (reason := openvino_bf16_unavailable_reason()):
         skipped["openvino_bf16"] = f"{reason} (written to {paths.pop('openvino_bf16')}, not measured)"
     runtimes = {name: load_runtime(name, path) for name, path in paths.items()}
     if torch_bf16:

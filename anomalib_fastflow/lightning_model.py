@@ -8,6 +8,7 @@ Example:
 """
 
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any, Literal
 
 import torch
@@ -24,7 +25,7 @@ from torchvision.transforms.v2 import Compose, Normalize, Resize
 
 from .anomaly_map import Fusion, Likelihood
 from .backbones import OFFLINE_BACKBONE, PRETRAINED_WEIGHTS, normalization, resolve_preset
-from .checkpoint import check_network_fits, take_own_metric_state, warn_if_scoring_differs
+from .checkpoint import check_fastflow_checkpoint, check_network_fits, take_own_metric_state, warn_if_scoring_differs
 from .data.checks import DataCheck
 from .loss import negative_log_likelihood
 from .torch_model import FastFlowModel
@@ -170,6 +171,18 @@ class FastFlow(AnomalibModule):
         image_size = image_size or (resolve_preset(backbone).input_size,) * 2
         mean, std = normalization(backbone)
         return PreProcessor(transform=Compose([Resize(image_size, antialias=True), Normalize(mean, std)]))
+
+    @classmethod
+    def from_checkpoint(cls, path: str | Path) -> "FastFlow":
+        """A trained FastFlow from a Lightning checkpoint, in eval mode on the CPU, its backbone
+        weights read from the checkpoint (nothing downloaded).
+
+        Raises:
+            FileNotFoundError: No file at ``path``.
+            ValueError: The checkpoint is not a FastFlow checkpoint (e.g. another anomalib model's).
+        """
+        check_fastflow_checkpoint(path, cls.checkpoint_safe_globals())
+        return cls.load_from_checkpoint(path, map_location="cpu", weights="random").eval()
 
     def training_step(self, batch: Batch, *args, **kwargs) -> STEP_OUTPUT:
         """Negative log-likelihood of the batch's features under the flows."""

@@ -23,7 +23,7 @@ from anomalib_fastflow.benchmark.grid import BenchmarkConfig, Timing, run_grid
 from anomalib_fastflow.benchmark.inference import inference_cost, parameter_counts
 from anomalib_fastflow.benchmark.report import write_report
 from anomalib_fastflow.benchmark.training import TrainingResult, seeded, train_and_test
-from anomalib_fastflow.export import unavailable_reason
+from anomalib_fastflow.export import tensorrt_unavailable_reason
 
 
 def test_anomalib_fastflow_on_another_backbone_is_built_as_its_constructor_would() -> None:
@@ -113,7 +113,7 @@ def test_grid_records_failures_resumes_and_reports(tiny_dataset: Path, tmp_path:
     assert all(0 <= float(row["pixel_AUPRO"]) <= 1 for row in ok)
     assert {row["model"] for row in cost} == {"fastflow", "anomalib_patchcore", "anomalib_patchcore_bank500"}
     tensorrt = next(row for row in cost if row["runtime"] == "tensorrt")
-    reason = unavailable_reason()
+    reason = tensorrt_unavailable_reason()
     assert (tensorrt["status"], tensorrt["error"]) == (("skipped", reason) if reason else ("ok", ""))
 
     def must_not_train(*args: object, **kwargs: object) -> None:

@@ -26,16 +26,15 @@ from anomalib_fastflow.export import (
     OpenVINORuntime,
     TensorRTInferencer,
     TorchRuntime,
-    bf16_unavailable_reason,
     build_engine,
     export_formats,
+    openvino_bf16_unavailable_reason,
     openvino_inferencer,
-    unavailable_reason,
+    tensorrt_unavailable_reason,
+    torch_bf16_unavailable_reason,
 )
-from anomalib_fastflow.export.exporter import load_checkpoint
 from anomalib_fastflow.export.mixed_precision import KEEP_PRECISION, KEPT_PRECISION, keep_stem_f32
 from anomalib_fastflow.export.openvino_compile import compiled_precision, weights_precision
-from anomalib_fastflow.export.runtimes import torch_bf16_unavailable_reason
 from anomalib_fastflow.hardware import describe_cpu
 
 
@@ -100,7 +99,7 @@ def test_openvino_fp32_stays_f32_where_the_host_defaults_to_bf16(
     path = report["output"] / "openvino_fp32" / "model.xml"
     assert OpenVINORuntime(path).precision == "f32"
     assert compiled_precision(openvino_inferencer(path).model) == "f32"
-    if bf16_unavailable_reason() is None:  # the fixture really makes the default bf16 here
+    if openvino_bf16_unavailable_reason() is None:  # the fixture really makes the default bf16 here
         assert compiled_precision(OpenVINOInferencer(path, device="CPU").model) == "bf16"
 
 
@@ -109,7 +108,7 @@ def test_bf16_formats_are_measured_or_listed_with_the_reason(report: dict[str, o
     """Every CPU: the bf16 IR is written, and each bf16 format is either a row or a skip with its reason."""
     rows, text = report["rows"], (report["output"] / "parity.md").read_text()
     assert (report["output"] / "openvino_bf16" / "model.xml").is_file()  # written on any CPU
-    for name, reason in (("openvino_bf16", bf16_unavailable_reason()), ("torch_bf16", torch_bf16_unavailable_reason())):
+    for name, reason in (("openvino_bf16", openvino_bf16_unavailable_reason()), ("torch_bf16", torch_bf16_unavailable_reason())):
         assert (name in rows) == (reason is None), (name, reason)
         assert reason is None or f"{name}: skipped: {reason}" in text
 
@@ -118,7 +117,7 @@ def test_bf16_formats_are_measured_or_listed_with_the_reason(report: dict[str, o
 @pytest.mark.parametrize(
     ("name", "precision", "unavailable"),
     [
-        ("openvino_bf16", "bf16+f32", bf16_unavailable_reason),  # bf16 but for the image's first stage
+        ("openvino_bf16", "bf16+f32", openvino_bf16_unavailable_reason),  # bf16 but for the image's first stage
         ("torch_bf16", "bfloat16 autocast", torch_bf16_unavailable_reason),
     ],
 )
@@ -139,11 +138,11 @@ def test_bf16_that_does_not_compile_is_a_reason_not_a_crash(monkeypatch: pytest.
         raise RuntimeError("Exception from plugin.cpp:54:\ncould not create a primitive descriptor\n")
 
     monkeypatch.setattr(openvino.Core, "compile_model", refuse)
-    bf16_unavailable_reason.cache_clear()
+    openvino_bf16_unavailable_reason.cache_clear()
     try:
-        reason = bf16_unavailable_reason()
+        reason = openvino_bf16_unavailable_reason()
     finally:
-        bf16_unavailable_reason.cache_clear()
+        openvino_bf16_unavailable_reason.cache_clear()
     expected = f"OpenVINO cannot compile bf16 on CPU of this machine ({describe_cpu()}): could not create"
     assert reason == f"{expected} a primitive descriptor"
 
@@ -178,7 +177,7 @@ def test_openvino_bf16_compiles_the_first_stage_f32_and_the_rest_bf16(report: di
     """What the CPU plugin makes of the marks, where it runs bf16."""
     import openvino
 
-    if reason := bf16_unavailable_reason():
+    if reason := openvino_bf16_unavailable_reason():
         pytest.skip(reason)
     model = openvino.Core().read_model(report["output"] / "openvino_bf16" / "model.xml")
     convolutions = [op for op in model.get_ordered_ops() if op.get_type_name() in ("Convolution", "GroupConvolution")]
@@ -266,7 +265,7 @@ def test_anomalib_openvino_inferencer_matches_the_checkpoint(
     trained: dict[str, Path], report: dict[str, object], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.chdir(tmp_path)  # anomalib's inferencer writes an openvino_cache folder here
-    model = load_checkpoint(trained["checkpoint"])
+    model = FastFlow.from_checkpoint(trained["checkpoint"])
     image_path = trained["data"] / "brick" / "test" / "stain" / "000.png"
     images, _ = split_arrays(trained["data"], "brick", "test", tuple(model.input_size))
     inferencer = openvino_inferencer(report["output"] / "openvino_fp32" / "model.xml")
@@ -290,7 +289,7 @@ def test_checkpoint_of_another_model_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "patchcore.ckpt"
     torch.save({"state_dict": {"model.memory_bank": torch.zeros(4, 8)}, "hyper_parameters": {}}, path)
     with pytest.raises(ValueError, match="is not a FastFlow checkpoint"):
-        load_checkpoint(path)
+        FastFlow.from_checkpoint(path)
 
 
 def test_unknown_export_format_is_named(tmp_path: Path) -> None:
@@ -299,10 +298,10 @@ def test_unknown_export_format_is_named(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(unavailable_reason() is not None, reason=str(unavailable_reason()))
+@pytest.mark.skipif(tensorrt_unavailable_reason() is not None, reason=str(tensorrt_unavailable_reason()))
 @pytest.mark.parametrize("fp16", [False, True])
 def test_tensorrt_engine_matches_pytorch(trained: dict[str, Path], report: dict[str, object], fp16: bool) -> None:
-    model = load_checkpoint(trained["checkpoint"])
+    model = FastFlow.from_checkpoint(trained["checkpoint"])
     size = tuple(model.input_size)
     onnx_path = report["output"] / "weights" / "onnx" / "model.onnx"
     engine = build_engine(onnx_path, trained["root"] / f"trt{fp16}.engine", size, fp16=fp16, batch_sizes=(1, 4, 8))

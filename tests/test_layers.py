@@ -13,6 +13,8 @@ LAYERS = {
     "checkpoint": 1,
     "extras": 1,
     "packaged_configs": 1,
+    "timing": 1,
+    "metrics": 1,
     "data": 2,
     "backbones": 3,
     "flow": 3,

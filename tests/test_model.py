@@ -13,7 +13,6 @@ from anomalib.metrics import AUPRO, AUROC, Evaluator
 from lightning.pytorch import Callback, Trainer
 
 from anomalib_fastflow import FastFlow, MVTec
-from anomalib_fastflow.export.exporter import load_checkpoint
 from anomalib_fastflow.loss import negative_log_likelihood
 
 
@@ -219,7 +218,7 @@ def test_checkpoint_trained_with_another_evaluator_tests_predicts_and_exports(ti
     assert 0 <= metrics["image_AUROC"] <= 1 and "pixel_AUPRO" not in metrics  # the new model's evaluator
     predictions = _engine(tmp_path / "predict").predict(FastFlow(flow_steps=2), datamodule=datamodule, ckpt_path=checkpoint)
     assert predictions and predictions[0].anomaly_map is not None
-    assert load_checkpoint(checkpoint).hparams.flow_steps == 2  # anomalib-fastflow export's loader
+    assert FastFlow.from_checkpoint(checkpoint).hparams.flow_steps == 2  # anomalib-fastflow export's loader
     exported = _engine(tmp_path / "export").export(
         FastFlow(flow_steps=2), ExportType.TORCH, export_root=tmp_path / "export", ckpt_path=checkpoint
     )

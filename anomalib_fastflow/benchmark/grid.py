@@ -5,7 +5,6 @@ a run that fails is recorded with its error and the grid goes on.
 """
 
 import copy
-import csv
 import dataclasses
 import traceback
 from collections.abc import Callable
@@ -24,10 +23,12 @@ from rich.progress import Progress
 
 from ..backbones import OFFLINE_BACKBONE, PRETRAINED_WEIGHTS
 from ..data.disturbed import Disturbance, write_disturbed_copy
+from ..export.availability import runtime_unavailable_reason
 from ..lightning_model import FastFlow
 from .baselines import anomalib_cflow, anomalib_fastflow, anomalib_patchcore
 from .datasets import DataSpec
-from .inference import RuntimeUnavailable, inference_cost, unavailable_runtime_reason
+from .inference import RuntimeUnavailable, inference_cost
+from .results_table import ResultsTable
 from .training import seeded, train_and_test
 
 ModelName = Literal["fastflow", "anomalib_fastflow", "anomalib_patchcore", "anomalib_cflow"]
@@ -125,44 +126,6 @@ def accuracy_evaluator() -> Evaluator:
     )
 
 
-class _Table:
-    """A CSV of finished runs, keyed by its first columns; rows are appended as runs finish.
-
-    ``defaults`` fill columns that an older file lacks (``test_set``: its runs were ``aligned``).
-    """
-
-    def __init__(
-        self, path: Path, fields: tuple[str, ...], key_fields: int, defaults: dict[str, str] | None = None
-    ) -> None:
-        self.path, self.fields, self.key_fields = path, fields, key_fields
-        self.rows: list[dict[str, str]] = []
-        if path.is_file():
-            with path.open(newline="") as file:
-                self.rows = [{**(defaults or {}), **row} for row in csv.DictReader(file)]
-
-    def _key(self, row: dict[str, object]) -> tuple[str, ...]:
-        return tuple(str(row[name]) for name in self.fields[: self.key_fields])
-
-    def status(self, *key: str) -> str | None:
-        """Status of the run ``key`` (``ok``, ``failed``, ``skipped``), or None if it never ran."""
-        found = [row["status"] for row in self.rows if self._key(row) == key]
-        return found[0] if found else None
-
-    def done(self, *key: str) -> bool:
-        """Whether the run ``key`` finished without error (a failed run is retried)."""
-        return self.status(*key) == "ok"
-
-    def add(self, row: dict[str, object]) -> None:
-        """Record a run (replacing an earlier failure of the same key) and rewrite the file."""
-        self.rows = [r for r in self.rows if self._key(r) != self._key(row)]
-        self.rows.append({name: str(row.get(name, "")) for name in self.fields})
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with self.path.open("w", newline="") as file:
-            writer = csv.DictWriter(file, fieldnames=self.fields)
-            writer.writeheader()
-            writer.writerows(self.rows)
-
-
 def _failure(error: Exception) -> str:
     last = traceback.format_exception(error)[-1].strip()
     return last.replace("\n", " ")[:300]
@@ -181,8 +144,8 @@ def run_grid(config: BenchmarkConfig) -> tuple[list[dict[str, str]], list[dict[s
     """Run every missing job of the grid; return the accuracy and cost rows (old and new)."""
     torch.set_num_threads(config.timing.threads)
     output = Path(config.output)
-    accuracy = _Table(output / "accuracy.csv", ACCURACY_FIELDS, 4, defaults={"test_set": "aligned"})
-    cost = _Table(output / "cost.csv", COST_FIELDS, 3)
+    accuracy = ResultsTable(output / "accuracy.csv", ACCURACY_FIELDS, ACCURACY_FIELDS[:4], {"test_set": "aligned"})
+    cost = ResultsTable(output / "cost.csv", COST_FIELDS, COST_FIELDS[:3])
     jobs = [(m, b, c) for m in config.models for b in config.backbones for c in config.data.categories]
     console = Console()
     # In Jupyter, rich's stderr proxy and the kernel's stream flush call each other without end
@@ -197,7 +160,7 @@ def run_grid(config: BenchmarkConfig) -> tuple[list[dict[str, str]], list[dict[s
     return accuracy.rows, cost.rows
 
 
-def _run_job(config: BenchmarkConfig, accuracy: _Table, cost: _Table, model_name: str, backbone: str, category: str) -> None:
+def _run_job(config: BenchmarkConfig, accuracy: ResultsTable, cost: ResultsTable, model_name: str, backbone: str, category: str) -> None:
     """Train and test one model on one category (unless done); time it on the first category.
 
     Every model validates once, after its last epoch (what ours does by default): per-epoch
@@ -259,16 +222,16 @@ def _disturbed_datamodule(config: BenchmarkConfig, category: str) -> AnomalibDat
     return dataclasses.replace(config.data, name=name, root=root).datamodule(category, config.seed)
 
 
-def _pending(cost: _Table, model_name: str, backbone: str, runtime: str) -> bool:
+def _pending(cost: ResultsTable, model_name: str, backbone: str, runtime: str) -> bool:
     """Whether a cost run is still to do: never ran, failed, or skipped but now able to run."""
     status = cost.status(model_name, backbone, runtime)
     if status == "skipped":
-        return unavailable_runtime_reason(runtime) is None
+        return runtime_unavailable_reason(runtime) is None
     return status != "ok"
 
 
 def _measure(
-    cost: _Table,
+    cost: ResultsTable,
     name: str,
     backbone: str,
     runtime: str,

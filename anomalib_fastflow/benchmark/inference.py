@@ -14,10 +14,11 @@ import torch
 from anomalib.models.components import AnomalibModule
 from torch import nn
 
-from ..export import OnnxRuntime, OpenVINORuntime, TorchRuntime, build_engine, export_formats, unavailable_reason
-from ..export.parity import Latency, measure_latencies
+from ..export import OnnxRuntime, OpenVINORuntime, TensorRTRuntime, TorchRuntime, build_engine, export_formats
+from ..export.availability import runtime_unavailable_reason
+from ..export.parity import measure_latencies
 from ..export.runtimes import Runtime
-from ..export.tensorrt import TensorRTRuntime
+from ..timing import Latency
 from .baselines import anomalib_fastflow_backbone
 
 TENSORRT_RUNTIMES = {"tensorrt": "tensorrt_fp32", "tensorrt_fp16": "tensorrt_fp16"}
@@ -108,11 +109,6 @@ def _backbone_onnx(module: nn.Module, image_size: tuple[int, int], output: Path)
     return path
 
 
-def unavailable_runtime_reason(runtime: str) -> str | None:
-    """Why ``runtime`` cannot run on this machine, or None when it can."""
-    return unavailable_reason() if runtime in TENSORRT_RUNTIMES else None
-
-
 def _exported(model: AnomalibModule, export_format: str, output: Path, exports: dict[str, Path]) -> Path:
     """``model`` in ``export_format`` (batch 1), from ``exports`` or exported now and added to it.
 
@@ -130,7 +126,14 @@ def _exported(model: AnomalibModule, export_format: str, output: Path, exports: 
 def _runtimes(
     model: AnomalibModule, runtime: str, image_size: tuple[int, int], output: Path, exports: dict[str, Path]
 ) -> dict[str, Runtime]:
-    """The backbone alone and the whole model, loaded in ``runtime``."""
+    """The backbone alone and the whole model, loaded in ``runtime``.
+
+    Raises:
+        RuntimeUnavailable: The runtime cannot run here (no GPU, or its extra is not installed).
+        ValueError: An unknown runtime.
+    """
+    if reason := runtime_unavailable_reason(runtime):
+        raise RuntimeUnavailable(reason)
     backbone = PreProcessedBackbone(model).eval()
     if runtime == "torch":
         return {"backbone": _ModuleRuntime(backbone), "model": TorchRuntime(model)}
@@ -141,9 +144,6 @@ def _runtimes(
         model_path = _exported(model, "openvino_fp32", output, exports)
         return {"backbone": OpenVINORuntime(_backbone_onnx(backbone, image_size, output)), "model": OpenVINORuntime(model_path)}
     if runtime in TENSORRT_RUNTIMES:
-        reason = unavailable_runtime_reason(runtime)
-        if reason:
-            raise RuntimeUnavailable(reason)
         fp16 = runtime == "tensorrt_fp16"
         model_path = _exported(model, TENSORRT_RUNTIMES[runtime], output, exports)
         engine = build_engine(_backbone_onnx(backbone, image_size, output), output / f"backbone_{runtime}.engine", image_size, fp16)

@@ -6,7 +6,8 @@ from types import TracebackType
 
 import torch
 from lightning.pytorch import Callback, LightningModule, Trainer
-from torchmetrics.functional.classification import binary_auroc
+
+from ..metrics import auroc
 
 
 class PeakMemory:
@@ -18,7 +19,7 @@ class PeakMemory:
 
     def __init__(self, interval: float = 0.02) -> None:
         self.interval = interval
-        import psutil  # a dependency; imported here so that importing the benchmark needs only torch
+        import psutil  # only the memory measurement needs it, not every command that imports the benchmark
 
         self.peak_mb = 0.0
         self._process = psutil.Process()
@@ -56,7 +57,7 @@ class PeakMemory:
 
 
 @torch.no_grad()
-def test_image_auroc(module: LightningModule, dataloader: torch.utils.data.DataLoader) -> float:
+def dataloader_image_auroc(module: LightningModule, dataloader: torch.utils.data.DataLoader) -> float:
     """Image AUROC of ``module`` (any anomalib model) on a labelled dataloader, in eval mode.
 
     The global random state is restored afterwards, so measuring does not change the training run.
@@ -70,7 +71,7 @@ def test_image_auroc(module: LightningModule, dataloader: torch.utils.data.DataL
             scores.append(module.model(images).pred_score.flatten().cpu())
             labels.append(batch.gt_label.flatten().cpu())
     module.train(was_training)
-    return float(binary_auroc(torch.cat(scores), torch.cat(labels).int()))
+    return auroc(torch.cat(scores), torch.cat(labels))
 
 
 class EpochRecorder(Callback):
@@ -114,5 +115,5 @@ class EpochRecorder(Callback):
         end = time.perf_counter()
         self.epoch_seconds.append(end - self._start - self._epoch_validation)
         if self.evaluate_each_epoch:
-            self.image_aurocs.append(test_image_auroc(pl_module, trainer.datamodule.test_dataloader()))
+            self.image_aurocs.append(dataloader_image_auroc(pl_module, trainer.datamodule.test_dataloader()))
             self.evaluation_seconds += time.perf_counter() - end

@@ -2,13 +2,13 @@
 
 Each flow step ends with a hard channel permutation, a ``Gather`` along channels in the exported
 graph. OpenVINO's CPU plugin runs the flows' convolutions in a channels-last layout but a
-``Gather`` only in the planar one, so every step pays a layout reorder of its whole feature map:
-a seventh of the lite0 model's time at batch 8 (AMD EPYC, ``docs/openvino_settings.md``). A 1x1
+``Gather`` only in the planar one, so every step pays a layout reorder of its whole feature map
+(measured in ``docs/openvino_settings.md``). A 1x1
 convolution with a one-hot weight computes the same permutation exactly in f32 (one product by 1,
 the rest by 0; in a bf16 model, exactly on the bf16 values it is given) and stays in the
 convolutions' layout. It costs ``C^2`` multiply-adds per pixel against the reorder's ``C``, so it
-pays for narrow feature maps only: up to ``MAX_CHANNELS`` (lite0's 24-112 channels and ResNet18's
-64-128 gain; with WRN50's 256-1024 all replaced, the model took 17% longer at batch 1).
+pays for narrow feature maps only: up to ``MAX_CHANNELS`` (where that limit comes from:
+``docs/openvino_settings.md``).
 """
 
 from typing import TYPE_CHECKING

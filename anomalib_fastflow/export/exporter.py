@@ -20,16 +20,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 from anomalib.models.components import AnomalibModule
-from anomalib.utils.serialization import anomalib_safe_globals
 
 from ..extras import require
-from ..lightning_model import FastFlow
-from . import tensorrt
+from .availability import tensorrt_unavailable_reason
 from .channel_permutation import permutations_as_convolutions
 from .mixed_precision import keep_stem_f32
-from .runtimes import OnnxRuntime, OpenVINORuntime, Runtime
+from .runtimes import OnnxRuntime, OpenVINORuntime, Runtime, TensorRTRuntime
+from .tensorrt import build_engine
 
 if TYPE_CHECKING:
     import openvino
@@ -52,24 +50,6 @@ def require_export_extra(formats: Sequence[str], run: bool = False) -> None:
         needs.update(("openvino",) if name in OPENVINO_FORMATS else ())
         needs.update(RUN_MODULES.get(name, ()) if run else ())
     require("export", sorted(needs), f"Export to {', '.join(formats)}")
-
-
-def load_checkpoint(path: Path) -> FastFlow:
-    """A trained ``FastFlow`` from a Lightning checkpoint, backbone weights included (no download).
-
-    Raises:
-        FileNotFoundError: No file at ``path``.
-        ValueError: The checkpoint is not a FastFlow checkpoint (e.g. another anomalib model's).
-    """
-    if not Path(path).is_file():
-        msg = f"Checkpoint not found: {path}"
-        raise FileNotFoundError(msg)
-    with anomalib_safe_globals(extra=FastFlow.checkpoint_safe_globals()):
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    if not any(key.startswith("model.flows.") for key in checkpoint.get("state_dict", {})):
-        msg = f"{path} is not a FastFlow checkpoint (it holds no flow weights); export takes anomalib_fastflow.FastFlow checkpoints."
-        raise ValueError(msg)
-    return FastFlow.load_from_checkpoint(path, map_location="cpu", weights="random").eval()
 
 
 def export_formats(
@@ -123,12 +103,12 @@ def export_formats(
             paths[name] = output / name / "model.xml"
             openvino.save_model(converted, paths[name], compress_to_fp16=name == "openvino_fp16")
     for name in (name for name in TENSORRT_FORMATS if name in formats):
-        reason = tensorrt.unavailable_reason()
+        reason = tensorrt_unavailable_reason()
         if reason:
             skipped[name] = reason
             continue
         engine = output / name / "model.engine"
-        paths[name] = tensorrt.build_engine(
+        paths[name] = build_engine(
             paths["onnx"], engine, tuple(model.input_size), fp16=name == "tensorrt_fp16", batch_sizes=tensorrt_batch_sizes
         )
     return paths, skipped
@@ -177,6 +157,6 @@ def load_runtime(name: str, path: Path) -> Runtime:
     if name in OPENVINO_FORMATS:
         return OpenVINORuntime(path, inference_precision="bf16" if name == "openvino_bf16" else "f32")
     if name in TENSORRT_FORMATS:
-        return tensorrt.TensorRTRuntime(path, fp16=name == "tensorrt_fp16")
+        return TensorRTRuntime(path, fp16=name == "tensorrt_fp16")
     msg = f"Unknown export format {name!r}; choose from {list(FORMATS)}."
     raise ValueError(msg)

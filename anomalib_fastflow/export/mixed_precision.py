@@ -3,7 +3,7 @@
 Run wholly in bf16, our models lose image AUROC (0.031 on the demo's retina, AMD EPYC with AVX-512
 BF16, ``docs/export_parity_demo.md``): the flows read a small shift of a feature as a loss of
 likelihood, and the shift comes from the image's first, full-detail stage (pre-processing and the
-backbone's stem), not from the flows (``benchmarks/openvino_bf16_cut.py``). ``keep_stem_f32``
+backbone's stem), not from the flows (``studies/openvino_bf16_cut.py``). ``keep_stem_f32``
 marks that stage, every op before the flows' norms whose output is still at half the input
 resolution or more, to stay in f32; OpenVINO's CPU plugin keeps marked ops at their IR precision
 under a bf16 ``INFERENCE_PRECISION_HINT``, and the marks are saved in the IR, so anyone who

@@ -3,32 +3,25 @@
 OpenVINO's CPU plugin picks its inference precision from the host: on CPUs with AVX-512 BF16 or
 AMX, ``INFERENCE_PRECISION_HINT`` defaults to bf16, so an IR saved in FP32 runs in bf16 unless
 ``compile_model`` is told otherwise (the hint is not read from the IR's ``rt_info``). And our IR
-takes any batch and image size, but a dynamic batch axis costs OpenVINO about 1.5x at batch 1
-(``benchmarks/openvino_settings.py``); fixing the batch alone (image size still free) removes it.
+takes any batch and image size, but a dynamic batch axis slows OpenVINO down at batch 1
+(``docs/openvino_settings.md``); fixing the batch alone (image size still free) removes it.
 Everything here passes the precision explicitly, fixes the batch, and reads back what runs:
 
 - ``compile_model``: an IR compiled at an explicit inference precision and batch size;
 - ``compiled_precision``: the precision the compiled model's convolutions actually run in;
 - ``weights_precision``: what an IR stores (``fp32``, ``fp16``, ``int8``, or ``bf16``: FP32 weights
-  with the image's first stage marked to stay f32, ``mixed_precision``);
-- ``openvino_inferencer``: anomalib's ``OpenVINOInferencer`` set up for one of our exported
-  files, refusing a file of another precision than asked or a device OpenVINO does not see.
+  with the image's first stage marked to stay f32, ``mixed_precision``).
+
+anomalib's ``OpenVINOInferencer`` set up the same way is ``inferencers.openvino_inferencer``.
 """
 
-from functools import cache
 from pathlib import Path
-from tempfile import TemporaryDirectory
 from typing import TYPE_CHECKING, Literal
 
-import numpy as np
-from anomalib.deploy import OpenVINOInferencer
-
-from ..hardware import describe_cpu
 from .mixed_precision import keeps_stem_f32
 
 if TYPE_CHECKING:
     import openvino
-    from openvino.utils.data_helpers.wrappers import OVDict
 
 InferencePrecision = Literal["f32", "bf16"]
 Precision = Literal["fp32", "fp16", "int8", "bf16"]
@@ -57,8 +50,8 @@ def precision_config(inference_precision: InferencePrecision, device: str = "CPU
     """``compile_model`` settings for ``inference_precision`` on ``device``.
 
     On the CPU, thread pinning is off as well: pinned OpenVINO threads collide with other threads
-    of the same process (torch's, or another compiled model's), and latencies then swing by 40%
-    from run to run on a small machine.
+    of the same process (torch's, or another compiled model's), and latencies then swing from run
+    to run on a small machine (``docs/openvino_settings.md``).
     """
     config: dict[str, object] = {"INFERENCE_PRECISION_HINT": inference_precision}
     if device == "CPU":
@@ -148,87 +141,3 @@ def weights_precision(path: Path | str) -> str:
     return "bf16" if keeps_stem_f32(model) else "fp32"
 
 
-@cache
-def bf16_unavailable_reason(device: str = "CPU") -> str | None:
-    """Why OpenVINO cannot run bf16 on ``device`` here (it falls back to f32), or ``None`` when it can.
-
-    Asked of OpenVINO itself: a one-layer model is compiled with the bf16 hint and the precision
-    its matrix product runs in is read back. OpenVINO runs bf16 natively on AVX-512 BF16 and AMX
-    CPUs, and emulates it on other AVX-512 CPUs (slower than f32 there); AVX2-only CPUs have none.
-    A CPU whose ISA OpenVINO's oneDNN was told to limit (``ONEDNN_MAX_CPU_ISA=AVX2``) may still
-    report bf16 but fail to compile it: that is a reason too, with OpenVINO's message.
-    """
-    import openvino
-    from openvino import opset13 as ops
-
-    image = ops.parameter([1, 16], np.float32)
-    product = ops.matmul(image, ops.constant(np.ones((16, 16), np.float32)), False, False)
-    try:
-        compiled = openvino.Core().compile_model(
-            openvino.Model([product], [image]), device, precision_config("bf16", device)
-        )
-    except RuntimeError as error:
-        message = next((line for line in reversed(str(error).splitlines()) if line.strip()), "")
-        return f"OpenVINO cannot compile bf16 on {device} of this machine ({describe_cpu()}): {message}"
-    if compiled_precision(compiled) == "bf16":
-        return None
-    return f"OpenVINO runs no bf16 on {device} of this machine ({describe_cpu()})."
-
-
-def openvino_inferencer(
-    path: Path | str,
-    precision: Precision = "fp32",
-    device: str = "CPU",
-    batch_size: int | None = 1,
-    config: dict | None = None,
-) -> "OpenVINOInferencer":
-    """anomalib's ``OpenVINOInferencer`` for an exported FastFlow, compiled at the precision asked for.
-
-    ``fp32``, ``fp16`` (FP16 weights) and ``int8`` files run at f32 inference precision on every
-    CPU; ``bf16`` runs an ``openvino_bf16`` file in bf16 but for its f32 first stage. The model is
-    compiled for ``batch_size`` images per call (any image size; ``None`` keeps the batch free,
-    about 1.5x slower on a CPU). The call style is anomalib's:
-    ``openvino_inferencer("openvino_fp32/model.xml").predict(image)``.
-
-    Raises:
-        ValueError: An unknown precision, a file that stores another precision than asked, a
-            device OpenVINO does not see, or bf16 where OpenVINO cannot run it.
-        FileNotFoundError: No file at ``path``.
-    """
-    import openvino
-
-    if precision not in PRECISIONS:
-        msg = f"precision={precision!r}: choose from {list(PRECISIONS)}."
-        raise ValueError(msg)
-    if not Path(path).is_file():
-        msg = f"OpenVINO model not found: {path}"
-        raise FileNotFoundError(msg)
-    check_device(device)
-    stored, inference_precision = PRECISIONS[precision]
-    found = weights_precision(path)
-    if found != stored:
-        msg = (
-            f"{path} holds a {found.upper()} model, "
-            f"but precision={precision!r} asks for a {stored.upper()} one."
-        )
-        raise ValueError(msg)
-    if inference_precision == "bf16" and (reason := bf16_unavailable_reason(device)):
-        raise ValueError(reason)
-    with TemporaryDirectory() as folder:  # anomalib's inferencer takes a file or the IR's bytes
-        xml = Path(folder) / "model.xml"
-        openvino.save_model(read_model(path, batch_size), xml, compress_to_fp16=False)
-        model = (xml.read_bytes(), xml.with_suffix(".bin").read_bytes())
-    settings = {**precision_config(inference_precision, device), **(config or {})}
-    return FastFlowOpenVINOInferencer(model, device=device, config=settings)
-
-
-class FastFlowOpenVINOInferencer(OpenVINOInferencer):
-    """anomalib's ``OpenVINOInferencer``, naming each output by our graph's names (``output_name``)."""
-
-    @staticmethod
-    def post_process(predictions: "OVDict") -> dict:
-        """OpenVINO's outputs as ``{"pred_score": ..., "anomaly_map": ..., ...}``."""
-        return {
-            output_name(names): value
-            for names, value in zip(predictions.names(), predictions.to_tuple(), strict=True)
-        }

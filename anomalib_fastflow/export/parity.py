@@ -1,29 +1,13 @@
 """Does an exported model agree with PyTorch? Anomaly-map differences, AUROC and latency per format."""
 
-import statistics
-import time
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
-import torch
-from torchmetrics.functional.classification import binary_auroc
 
+from ..metrics import auroc
+from ..timing import Latency, interleaved_latencies
 from .runtimes import Runtime
-
-
-@dataclass(frozen=True)
-class Latency:
-    """Milliseconds per batch over repeated runs after warm-up."""
-
-    batch_size: int
-    median_ms: float
-    min_ms: float
-    max_ms: float
-
-    @property
-    def fps(self) -> float:
-        """Images per second at the median latency."""
-        return 1000.0 * self.batch_size / self.median_ms
 
 
 @dataclass(frozen=True)
@@ -58,27 +42,11 @@ def run_batched(runtime: Runtime, images: np.ndarray, batch_size: int) -> dict[s
 def measure_latencies(
     runtimes: dict[str, Runtime], images: np.ndarray, batch_size: int, repeats: int = 10, warmup: int = 2
 ) -> dict[str, Latency]:
-    """Median, min and max wall time of each runtime on one batch of ``batch_size`` images.
-
-    The runtimes take turns within each repeat, so a slow spell of a shared machine hits all of
-    them alike and their ratios stay fair.
-    """
+    """Median, min and max wall time of each runtime on one batch of ``batch_size`` images, the
+    runtimes taking turns in every round (``timing.interleaved_latencies``)."""
     batch = np.resize(images, (batch_size, *images.shape[1:]))
-    for runtime in runtimes.values():
-        for _ in range(warmup):
-            runtime(batch)
-    times: dict[str, list[float]] = {name: [] for name in runtimes}
-    for _ in range(repeats):
-        for name, runtime in runtimes.items():
-            start = time.perf_counter()
-            runtime(batch)
-            times[name].append(1000.0 * (time.perf_counter() - start))
-    return {name: Latency(batch_size, statistics.median(t), min(t), max(t)) for name, t in times.items()}
-
-
-def image_auroc(scores: np.ndarray, labels: np.ndarray) -> float:
-    """Image-level AUROC of ``scores`` against binary ``labels`` (1 = anomalous)."""
-    return float(binary_auroc(torch.from_numpy(scores.astype(np.float32)), torch.from_numpy(labels.astype(np.int64))))
+    calls = {name: partial(runtime, batch) for name, runtime in runtimes.items()}
+    return interleaved_latencies(calls, repeats, warmup, batch_size)
 
 
 def parity_report(
@@ -108,7 +76,7 @@ def parity_report(
                 max_abs=float(difference.max()),
                 mean_abs=float(difference.mean()),
                 max_relative=float(difference.max()) / span,
-                image_auroc=image_auroc(actual["pred_score"], labels),
+                image_auroc=auroc(actual["pred_score"], labels),
                 latencies=tuple(by_name[name] for by_name in latencies),
             )
         )

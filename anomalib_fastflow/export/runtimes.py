@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from anomalib.models.components import AnomalibModule
 
-from ..hardware import describe_cpu
+from .availability import tensorrt_unavailable_reason
 from .openvino_compile import InferencePrecision, compile_model, compiled_precision, output_name
 
 
@@ -64,13 +64,6 @@ class TorchRuntime:
         }
 
 
-def torch_bf16_unavailable_reason() -> str | None:
-    """Why PyTorch has no fast bf16 CPU kernels here (oneDNN needs AVX-512 or AMX), or ``None``."""
-    if torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported():
-        return None
-    return f"PyTorch's oneDNN has no bf16 kernels for this CPU ({describe_cpu()})."
-
-
 class OnnxRuntime:
     """An exported ``.onnx`` file run by ONNX Runtime on the CPU.
 
@@ -100,8 +93,8 @@ class OpenVINORuntime:
 
     The precision is always passed explicitly (OpenVINO's default depends on the CPU: bf16 on
     AVX-512 BF16 and AMX CPUs), and ``precision`` is what the compiled model runs. The model is
-    compiled once per batch size it is called with (a fixed batch runs about 1.5x faster than
-    the IR's free one; the image size stays free). Pass ``config`` to change other OpenVINO
+    compiled once per batch size it is called with (a fixed batch runs faster than the IR's
+    free one, ``docs/openvino_settings.md``; the image size stays free). Pass ``config`` to change other OpenVINO
     settings (see ``openvino_compile.precision_config``).
     """
 
@@ -126,3 +119,50 @@ class OpenVINORuntime:
             )
         outputs = self.compiled[len(images)](images)
         return {output_name(port.names): value for port, value in outputs.items()}
+
+
+class TensorRTRuntime:
+    """A serialized TensorRT engine on the current CUDA device: ``runtime(images) -> outputs``.
+
+    ``fp16`` says whether the engine was built with FP16 kernels allowed (its ``precision``).
+    """
+
+    def __init__(self, path: Path, fp16: bool = False) -> None:
+        reason = tensorrt_unavailable_reason()
+        if reason:
+            raise RuntimeError(reason)
+        import tensorrt as trt
+
+        self._trt = trt
+        self.precision = "fp16+f32" if fp16 else "f32"
+        self.engine = trt.Runtime(trt.Logger(trt.Logger.WARNING)).deserialize_cuda_engine(Path(path).read_bytes())
+        self.context = self.engine.create_execution_context()
+        names = [self.engine.get_tensor_name(index) for index in range(self.engine.num_io_tensors)]
+        inputs = [name for name in names if self.engine.get_tensor_mode(name) == trt.TensorIOMode.INPUT]
+        self.input_name = inputs[0]
+        self.output_names = [name for name in names if name not in inputs]
+
+    def _dtype(self, name: str) -> torch.dtype:
+        types = {
+            self._trt.DataType.FLOAT: torch.float32,
+            self._trt.DataType.HALF: torch.float16,
+            self._trt.DataType.BOOL: torch.bool,
+            self._trt.DataType.INT32: torch.int32,
+            self._trt.DataType.INT64: torch.int64,
+        }
+        return types[self.engine.get_tensor_dtype(name)]
+
+    def __call__(self, images: np.ndarray) -> dict[str, np.ndarray]:
+        """Copy ``images`` to the GPU, run the engine and return its outputs as numpy arrays."""
+        batch = torch.from_numpy(check_images(images)).cuda()
+        self.context.set_input_shape(self.input_name, tuple(batch.shape))
+        self.context.set_tensor_address(self.input_name, batch.data_ptr())
+        outputs = {}
+        for name in self.output_names:
+            shape = tuple(self.context.get_tensor_shape(name))
+            outputs[name] = torch.empty(shape, dtype=self._dtype(name), device="cuda")
+            self.context.set_tensor_address(name, outputs[name].data_ptr())
+        stream = torch.cuda.current_stream()
+        self.context.execute_async_v3(stream.cuda_stream)
+        stream.synchronize()
+        return {name: tensor.cpu().numpy() for name, tensor in outputs.items()}

@@ -1,29 +1,13 @@
-"""TensorRT engines from the exported ONNX, and an inferencer in anomalib's call style.
+"""TensorRT engines built from the exported ONNX graph.
 
 Needs NVIDIA's ``tensorrt`` package (``pip install anomalib-fastflow[tensorrt]``) and a CUDA GPU;
-``unavailable_reason()`` says in one line what is missing. Buffers live in torch CUDA tensors,
-so nothing beyond torch and tensorrt is needed.
+``availability.tensorrt_unavailable_reason()`` says in one line what is missing. The engine runs in
+``runtimes.TensorRTRuntime`` and ``inferencers.TensorRTInferencer``.
 """
 
 from pathlib import Path
 
-import numpy as np
-import torch
-from anomalib.data import NumpyImageBatch
-from anomalib.deploy import OpenVINOInferencer
-
-from .runtimes import check_images
-
-
-def unavailable_reason() -> str | None:
-    """Why TensorRT cannot run here, or ``None`` when it can."""
-    try:
-        import tensorrt  # noqa: F401
-    except ImportError:
-        return "TensorRT is not installed (pip install 'anomalib-fastflow[tensorrt]')."
-    if not torch.cuda.is_available():
-        return "TensorRT needs an NVIDIA GPU, and torch sees no CUDA device."
-    return None
+from .availability import tensorrt_unavailable_reason
 
 
 def build_engine(
@@ -48,7 +32,7 @@ def build_engine(
         RuntimeError: TensorRT is unavailable, cannot parse the graph or build the engine.
         ValueError: The graph's fixed shape differs from ``image_size`` or ``batch_sizes``.
     """
-    reason = unavailable_reason()
+    reason = tensorrt_unavailable_reason()
     if reason:
         raise RuntimeError(reason)
     import tensorrt as trt
@@ -85,74 +69,3 @@ def build_engine(
     return engine_path
 
 
-class TensorRTRuntime:
-    """A serialized TensorRT engine on the current CUDA device: ``runtime(images) -> outputs``.
-
-    ``fp16`` says whether the engine was built with FP16 kernels allowed (its ``precision``).
-    """
-
-    def __init__(self, path: Path, fp16: bool = False) -> None:
-        reason = unavailable_reason()
-        if reason:
-            raise RuntimeError(reason)
-        import tensorrt as trt
-
-        self._trt = trt
-        self.precision = "fp16+f32" if fp16 else "f32"
-        self.engine = trt.Runtime(trt.Logger(trt.Logger.WARNING)).deserialize_cuda_engine(Path(path).read_bytes())
-        self.context = self.engine.create_execution_context()
-        names = [self.engine.get_tensor_name(index) for index in range(self.engine.num_io_tensors)]
-        inputs = [name for name in names if self.engine.get_tensor_mode(name) == trt.TensorIOMode.INPUT]
-        self.input_name = inputs[0]
-        self.output_names = [name for name in names if name not in inputs]
-
-    def _dtype(self, name: str) -> torch.dtype:
-        types = {
-            self._trt.DataType.FLOAT: torch.float32,
-            self._trt.DataType.HALF: torch.float16,
-            self._trt.DataType.BOOL: torch.bool,
-            self._trt.DataType.INT32: torch.int32,
-            self._trt.DataType.INT64: torch.int64,
-        }
-        return types[self.engine.get_tensor_dtype(name)]
-
-    def __call__(self, images: np.ndarray) -> dict[str, np.ndarray]:
-        """Copy ``images`` to the GPU, run the engine and return its outputs as numpy arrays."""
-        batch = torch.from_numpy(check_images(images)).cuda()
-        self.context.set_input_shape(self.input_name, tuple(batch.shape))
-        self.context.set_tensor_address(self.input_name, batch.data_ptr())
-        outputs = {}
-        for name in self.output_names:
-            shape = tuple(self.context.get_tensor_shape(name))
-            outputs[name] = torch.empty(shape, dtype=self._dtype(name), device="cuda")
-            self.context.set_tensor_address(name, outputs[name].data_ptr())
-        stream = torch.cuda.current_stream()
-        self.context.execute_async_v3(stream.cuda_stream)
-        stream.synchronize()
-        return {name: tensor.cpu().numpy() for name, tensor in outputs.items()}
-
-
-class TensorRTInferencer:
-    """anomalib-style inferencer for a TensorRT engine: ``predict(image) -> NumpyImageBatch``.
-
-    Accepts what anomalib's ``OpenVINOInferencer`` accepts (path, HWC/CHW array or tensor) and
-    prepares it the same way.
-    """
-
-    def __init__(self, path: str | Path) -> None:
-        self.runtime = TensorRTRuntime(Path(path))
-
-    def predict(self, image: str | Path | np.ndarray | torch.Tensor) -> NumpyImageBatch:
-        """Anomaly map and score of one image (or a batch).
-
-        Raises:
-            ValueError: The image does not have 3 channels.
-        """
-        if isinstance(image, str | Path):
-            from anomalib.data.utils import read_image
-
-            image = read_image(image, as_tensor=False)
-        elif isinstance(image, torch.Tensor):
-            image = image.cpu().numpy()
-        image = OpenVINOInferencer.pre_process(image)
-        return NumpyImageBatch(image=image, **self.runtime(image))

@@ -1,6 +1,6 @@
 """Training orders that depend on the seed and the epoch only.
 
-- ``EpochSeededSampler`` (one process): a new permutation each epoch, drawn from ``seed + epoch``
+- ``EpochSeededSampler`` (one process): a new permutation each epoch, drawn from ``(seed, epoch)``
   instead of torch's global random state, so a run resumed from a checkpoint sees the batches an
   uninterrupted run would have seen.
 - ``FixedShardSampler`` (DDP): Lightning's ``DistributedSampler`` draws a new permutation of the
@@ -12,17 +12,21 @@
 
 from collections.abc import Iterator
 
+import numpy as np
 import torch
 from torch.utils.data import DistributedSampler, RandomSampler, Sampler
 
 
 def _permutation(length: int, seed: int, epoch: int) -> list[int]:
-    generator = torch.Generator().manual_seed((seed + epoch) % 2**63)
+    """A permutation drawn from ``(seed, epoch)``: every pair its own (``seed + epoch`` gave seed 1's
+    epoch 0 the order of seed 0's epoch 1)."""
+    mixed = np.random.SeedSequence([seed % 2**63, epoch]).generate_state(1)[0]  # torch keeps 32 bits of a seed
+    generator = torch.Generator().manual_seed(int(mixed))
     return torch.randperm(length, generator=generator).tolist()
 
 
 class EpochSeededSampler(Sampler[int]):
-    """A random order of ``range(length)`` per epoch, drawn from ``seed + epoch``.
+    """A random order of ``range(length)`` per epoch, drawn from ``(seed, epoch)``.
 
     Args:
         length: Number of samples.

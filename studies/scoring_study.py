@@ -1,6 +1,6 @@
 """Which anomaly map and image score? Measured on the demo data's known (synthetic) anomalies.
 
-    python benchmarks/scoring_study.py --output docs/scoring_study.md
+    python studies/scoring_study.py --output docs/scoring_study.md
 
 Trains FastFlow once per demo category (offline backbone, default settings), keeps the test
 images' latents, and scores them every way ``anomaly_map.py`` offers: per-scale probability vs
@@ -19,7 +19,6 @@ from pathlib import Path
 import torch
 from anomalib.engine import Engine
 from torch.nn import functional as F
-from torchmetrics.functional.classification import binary_auroc
 
 from anomalib_fastflow import FastFlow, MVTec, build_demo_dataset
 from anomalib_fastflow.anomaly_map import AnomalyMapGenerator, image_score, smooth_map
@@ -78,8 +77,8 @@ def main() -> None:
         latents, labels, masks = test_latents(model, datamodule)
         for likelihood, fusion, top_k, sigma in results:
             anomaly_map = AnomalyMapGenerator(tuple(model.input_size), likelihood, fusion)(latents)
-            image = binary_auroc(image_score(anomaly_map, top_k), labels).item()
-            pixel = binary_auroc(smooth_map(anomaly_map, sigma).flatten(), masks.flatten()).item()
+            image = auroc(image_score(anomaly_map, top_k), labels)
+            pixel = auroc(smooth_map(anomaly_map, sigma), masks)
             results[likelihood, fusion, top_k, sigma][category] = (image, pixel)
     header = "| likelihood | fusion | smoothing sigma | image score | "
     header += " | ".join(f"{c} image / pixel" for c in args.categories)
@@ -93,7 +92,7 @@ def main() -> None:
     table = "\n".join(lines)
     print(table)
     args.output.parent.mkdir(parents=True, exist_ok=True)
-    command = f"python benchmarks/scoring_study.py --max-epochs {args.max_epochs} --data-seed {args.data_seed}"
+    command = f"python studies/scoring_study.py --max-epochs {args.max_epochs} --data-seed {args.data_seed}"
     intro = (
         f"Made by `{command}`: offline backbone, {args.max_epochs} epochs per category, training seed 0, "
         f"demo data built with seed {args.data_seed}."

@@ -1,6 +1,6 @@
 """Eager time of the flows and map on the same backbone features: ours vs anomalib's Fastflow, interleaved.
 
-    python benchmarks/head_time.py --backbone resnet18 --repeats 21
+    python studies/head_time.py --backbone resnet18 --repeats 21
 
 Both models are built on ``--backbone`` with random weights and the same preset (flow steps,
 kernels, hidden ratio); the features of one random image are computed once and both heads run on
@@ -10,8 +10,6 @@ flows alone (norms and flows, no map) of each.
 """
 
 import argparse
-import statistics
-import time
 from collections.abc import Callable
 
 import torch
@@ -19,6 +17,7 @@ import torch
 from anomalib_fastflow import FastFlow
 from anomalib_fastflow.benchmark.baselines import anomalib_fastflow
 from anomalib_fastflow.benchmark.report import provenance
+from anomalib_fastflow.timing import interleaved_latencies
 
 
 def main() -> None:
@@ -59,29 +58,17 @@ def main() -> None:
         "ours: flows": lambda: ours.encode(features),
         "anomalib: flows": their_flows,
     }
-    times: dict[str, list[float]] = {name: [] for name in runs}
     with torch.inference_mode():
-        for run in runs.values():
-            for _ in range(3):
-                run()
-        for _ in range(args.repeats):
-            for name, run in runs.items():
-                start = time.perf_counter()
-                run()
-                times[name].append(1000 * (time.perf_counter() - start))
-    medians = {name: statistics.median(values) for name, values in times.items()}
-    print(provenance("python benchmarks/head_time.py"), "\n")
+        latencies = interleaved_latencies(runs, args.repeats, warmup=3)
+    print(provenance("python studies/head_time.py"), "\n")
     print(
         f"{args.backbone} preset, batch 1, {torch.get_num_threads()} threads, "
         f"median (min-max) of {args.repeats} interleaved runs.\n"
     )
     print("| head | ms | ours / anomalib's |\n|---|---|---|")
-    for name, values in times.items():
+    for name, latency in latencies.items():
         theirs_name = "anomalib: flows" if name.endswith(": flows") else "anomalib: flows + map"
-        print(
-            f"| {name} | {medians[name]:.1f} ({min(values):.1f}-{max(values):.1f}) "
-            f"| {medians[name] / medians[theirs_name]:.2f}x |"
-        )
+        print(f"| {name} | {latency} | {latency.median_ms / latencies[theirs_name].median_ms:.2f}x |")
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """Accuracy against the training budget: does image AUROC hold from 10 to many epochs?
 
-    python benchmarks/budget_study.py --budgets 10 25 50 100 --output docs/budget_study
+    python studies/budget_study.py --budgets 10 25 50 100 --output docs/budget_study
 
 Per demo category (textures and objects), three recipes on the offline backbone:
 
@@ -24,7 +24,6 @@ noise. Rows are appended to ``budget.csv`` as they finish; a rerun skips the row
 """
 
 import argparse
-import csv
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -43,6 +42,7 @@ from anomalib_fastflow.benchmark.baselines import anomalib_fastflow
 from anomalib_fastflow.benchmark.datasets import DataSpec
 from anomalib_fastflow.benchmark.grid import accuracy_evaluator
 from anomalib_fastflow.benchmark.report import provenance
+from anomalib_fastflow.benchmark.results_table import ResultsTable
 from anomalib_fastflow.benchmark.training import seeded
 from anomalib_fastflow.data.arrays import split_arrays
 from anomalib_fastflow.data.demo import CATEGORIES, OBJECTS
@@ -131,10 +131,11 @@ def run_category(
     train_images: int,
     results: Path,
     seed: int,
-    done: set,
+    done: Callable[..., bool],
 ) -> list[dict]:
-    """Train ``recipe`` on ``category`` at ``seed`` for every budget not in ``done``; return the new rows."""
-    pending = [budget for budget in budgets if (category, recipe, str(budget), str(seed)) not in done]
+    """Train ``recipe`` on ``category`` at ``seed`` for every budget that ``done(category, recipe,
+    budget, seed)`` denies; return the new rows."""
+    pending = [budget for budget in budgets if not done(category, recipe, str(budget), str(seed))]
     if not pending:
         return []
     datamodule: AnomalibDataModule = data.datamodule(category, train_images=train_images)
@@ -206,7 +207,7 @@ def report(rows: list[dict[str, str]], output: Path) -> None:
     axes[0][0].legend(handles.values(), handles.keys(), fontsize=8)  # every recipe, wherever it was run
     figure.tight_layout()
     figure.savefig(output / "budget.png", dpi=90)
-    lines = [f"# Accuracy against the training budget\n\n{provenance('python benchmarks/budget_study.py')}\n"]
+    lines = [f"# Accuracy against the training budget\n\n{provenance('python studies/budget_study.py')}\n"]
     for recipe in recipes:
         budgets = sorted({int(r["budget"]) for r in rows if r["recipe"] == recipe})
         lines += [
@@ -278,25 +279,19 @@ def main() -> None:
     parser.add_argument("--report", action="store_true", help="only write the report from budget.csv")
     args = parser.parse_args()
     args.output.mkdir(parents=True, exist_ok=True)
-    table = args.output / "budget.csv"
-    rows = list(csv.DictReader(table.open())) if table.exists() else []
-    for row in rows:  # rows written before seeds were recorded are seed 0
-        row["seed"] = row.get("seed") or "0"
+    # rows written before seeds were recorded are seed 0
+    table = ResultsTable(args.output / "budget.csv", FIELDS, ("category", "recipe", "budget", "seed"), {"seed": "0"})
     if not args.report:
         data = DataSpec("demo", args.root, args.categories)
         for category in args.categories:
             for recipe in args.recipes:
-                done = {(r["category"], r["recipe"], r["budget"], r["seed"]) for r in rows}
                 for row in run_category(
-                    data, category, recipe, args.budgets, args.train_images, args.results, args.seed, done
+                    data, category, recipe, args.budgets, args.train_images, args.results, args.seed, table.has
                 ):
-                    rows.append(row)
-                    with table.open("w", newline="") as file:
-                        writer = csv.DictWriter(file, fieldnames=FIELDS)
-                        writer.writeheader()
-                        writer.writerows(rows)
+                    table.add(row)
+    rows = table.rows
     report(rows, args.output)
-    print(f"Wrote {table}, {args.output / 'tables.md'} and {args.output / 'budget.png'}")
+    print(f"Wrote {table.path}, {args.output / 'tables.md'} and {args.output / 'budget.png'}")
 
 
 if __name__ == "__main__":

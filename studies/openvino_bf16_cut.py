@@ -1,6 +1,6 @@
 """Which part of an OpenVINO FastFlow must stay f32 for bf16 to keep the anomaly map?
 
-    python benchmarks/openvino_bf16_cut.py --results results/demo --data_root datasets/demo \\
+    python studies/openvino_bf16_cut.py --results results/demo --data_root datasets/demo \\
         --categories brick grass gravel cup retina
 
 Per category (the demo's checkpoints under ``--results``), the FP32 IR at f32, and at bf16 with
@@ -17,10 +17,10 @@ from tempfile import TemporaryDirectory
 
 import openvino
 
+from anomalib_fastflow import FastFlow
 from anomalib_fastflow.benchmark.report import provenance
 from anomalib_fastflow.data.arrays import split_arrays
 from anomalib_fastflow.export import OpenVINORuntime, TorchRuntime, export_formats, parity_report
-from anomalib_fastflow.export.exporter import load_checkpoint
 from anomalib_fastflow.export.mixed_precision import keep_stem_f32
 
 # variant -> (ops kept f32: None for none, else keep_stem_f32's (min_scale, max_convolutions);
@@ -44,9 +44,9 @@ def main() -> None:
     parser.add_argument("--categories", nargs="+", default=["brick", "grass", "gravel", "cup", "retina"])
     parser.add_argument("--repeats", type=int, default=20)
     args = parser.parse_args()
-    print(provenance("python benchmarks/openvino_bf16_cut.py"), "\n")
+    print(provenance("python studies/openvino_bf16_cut.py"), "\n")
     for category in args.categories:
-        model = load_checkpoint(args.results / f"FastFlow/MVTec/{category}/v0/weights/lightning/model.ckpt")
+        model = FastFlow.from_checkpoint(args.results / f"FastFlow/MVTec/{category}/v0/weights/lightning/model.ckpt")
         size = tuple(model.input_size)
         images, labels = split_arrays(args.data_root, category, "test", size)
         with TemporaryDirectory() as folder:

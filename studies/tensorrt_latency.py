@@ -1,38 +1,22 @@
 """Torch eager vs TensorRT FP16 latency of the ResNet18 and WRN50 presets on an NVIDIA GPU.
 
-    python benchmarks/tensorrt_latency.py --output results/tensorrt
+    python studies/tensorrt_latency.py --output results/tensorrt
 
 Backbone weights are random (latency does not depend on their values, and GPU machines are often
 offline); each figure is end to end from a host image batch to host outputs, pre- and
-post-processing included, median of repeated runs after warm-up. Without TensorRT or a GPU it
+post-processing included, median of interleaved runs (torch and TensorRT taking turns) after warm-up. Without TensorRT or a GPU it
 prints why and exits 0.
 """
 
 import argparse
-import statistics
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from anomalib_fastflow import FastFlow
-from anomalib_fastflow.export.tensorrt import TensorRTRuntime, build_engine, unavailable_reason
-
-
-def median_ms(run: Callable[[], object], repeats: int, warmup: int = 5) -> float:
-    """Median wall time of ``run()`` in milliseconds, CUDA work included."""
-    for _ in range(warmup):
-        run()
-    times = []
-    for _ in range(repeats):
-        torch.cuda.synchronize()
-        start = time.perf_counter()
-        run()
-        torch.cuda.synchronize()
-        times.append(1000 * (time.perf_counter() - start))
-    return statistics.median(times)
+from anomalib_fastflow.export import TensorRTRuntime, build_engine, tensorrt_unavailable_reason
+from anomalib_fastflow.timing import interleaved_latencies
 
 
 def main() -> None:
@@ -43,7 +27,7 @@ def main() -> None:
     parser.add_argument("--batch-sizes", nargs="+", type=int, default=[1, 8])
     parser.add_argument("--repeats", type=int, default=50)
     args = parser.parse_args()
-    reason = unavailable_reason()
+    reason = tensorrt_unavailable_reason()
     if reason:
         print(f"skipped: {reason}")
         return
@@ -66,8 +50,9 @@ def main() -> None:
                 output = model(torch.from_numpy(images).cuda())
                 return output.anomaly_map.cpu(), output.pred_score.cpu()
 
-            torch_ms = median_ms(eager, args.repeats)
-            trt_ms = median_ms(lambda images=images: engine(images), args.repeats)
+            calls = {"torch": eager, "tensorrt": lambda images=images: engine(images)}
+            latencies = interleaved_latencies(calls, args.repeats, warmup=5, synchronize=torch.cuda.synchronize)
+            torch_ms, trt_ms = latencies["torch"].median_ms, latencies["tensorrt"].median_ms
             print(f"| {backbone} | {batch_size} | {torch_ms:.2f} | {trt_ms:.2f} | {torch_ms / trt_ms:.2f}x |")
 
 

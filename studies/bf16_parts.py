@@ -1,6 +1,6 @@
 """Which part of FastFlow loses the anomaly map in bf16? CPU autocast on the backbone, the flows or neither.
 
-    python benchmarks/bf16_parts.py --ckpt_path CKPT --data_root datasets/demo --category brick
+    python studies/bf16_parts.py --ckpt_path CKPT --data_root datasets/demo --category brick
 
 bf16 rounding is the same whether a CPU runs it natively (AVX-512 BF16, AMX) or emulates it
 (other AVX-512 CPUs), so this measures the precision on any CPU with oneDNN's bf16 kernels (not the
@@ -14,10 +14,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from anomalib_fastflow import FastFlow
 from anomalib_fastflow.benchmark.report import provenance
 from anomalib_fastflow.data.arrays import split_arrays
-from anomalib_fastflow.export.exporter import load_checkpoint
-from anomalib_fastflow.export.parity import image_auroc
+from anomalib_fastflow.metrics import auroc
 from anomalib_fastflow.torch_model import FastFlowModel
 
 # name -> (backbone under bf16 autocast, flows under bf16 autocast, latents rounded to bf16)
@@ -55,12 +55,12 @@ def main() -> None:
     parser.add_argument("--data_root", type=Path, required=True)
     parser.add_argument("--category", required=True)
     args = parser.parse_args()
-    model = load_checkpoint(args.ckpt_path)
+    model = FastFlow.from_checkpoint(args.ckpt_path)
     images, labels = split_arrays(args.data_root, args.category, "test", tuple(model.input_size))
     inputs = model.pre_processor.export_transform(torch.from_numpy(images))
     reference = anomaly_maps(model.model, inputs, False, False, False).numpy()
     span = float(reference.max() - reference.min())
-    print(provenance("python benchmarks/bf16_parts.py"), "\n")
+    print(provenance("python studies/bf16_parts.py"), "\n")
     print("| variant | max diff / range | mean diff / range | image AUROC |\n|---|---|---|---|")
     for name, parts in VARIANTS.items():
         maps = anomaly_maps(model.model, inputs, *parts).numpy()
@@ -68,7 +68,7 @@ def main() -> None:
         scores = maps.reshape(len(maps), -1).max(axis=1)
         print(
             f"| {name} | {difference.max() / span:.2e} | {difference.mean() / span:.2e} "
-            f"| {image_auroc(scores, labels):.4f} |"
+            f"| {auroc(scores, labels):.4f} |"
         )
 
 

@@ -1,6 +1,6 @@
 """Why is OpenVINO slower or faster than ONNX Runtime here? Settings side by side on one exported model.
 
-    python benchmarks/openvino_settings.py --backbone tf_efficientnet_lite0 --output results/openvino_settings
+    python studies/openvino_settings.py --backbone tf_efficientnet_lite0 --output results/openvino_settings
 
 Exports one FastFlow (random weights: latency does not depend on their values) to ONNX and an
 OpenVINO FP32 IR, then times, at batch 1 and 8 on the same images with the runtimes taking turns:
@@ -21,9 +21,8 @@ import torch
 
 from anomalib_fastflow import FastFlow
 from anomalib_fastflow.benchmark.report import provenance
-from anomalib_fastflow.export import OnnxRuntime, TorchRuntime, export_formats
+from anomalib_fastflow.export import OnnxRuntime, TorchRuntime, export_formats, openvino_bf16_unavailable_reason
 from anomalib_fastflow.export.openvino_compile import (
-    bf16_unavailable_reason,
     compiled_precision,
     output_name,
     precision_config,
@@ -76,7 +75,7 @@ def runtimes_for(model: FastFlow, paths: dict[str, Path], batch_size: int) -> di
     for name, (config, fixed_batch, fixed_size, ir) in VARIANTS.items():
         shape = [batch_size if fixed_batch else -1, 3, *(size if fixed_size else [-1, -1])]
         runtimes[name] = _Compiled(paths["openvino_fp32" if ir == "exported" else "gathers"], config, shape)
-    if bf16_unavailable_reason() is None:
+    if openvino_bf16_unavailable_reason() is None:
         runtimes["openvino bf16, batch fixed"] = _Compiled(
             paths["openvino_fp32"], {}, [batch_size, 3, -1, -1], "bf16"
         )
@@ -106,7 +105,7 @@ def main() -> None:
             measure_latencies(runtimes, images, batch_size, args.repeats, warmup=3),
         )
     lines = [
-        provenance("python benchmarks/openvino_settings.py"),
+        provenance("python studies/openvino_settings.py"),
         "",
         f"{args.backbone} preset, random weights, {torch.get_num_threads()} torch threads, "
         f"median (min-max) of {args.repeats}.",

@@ -1,6 +1,6 @@
 """Which learning-rate schedule, peak rate and augmentation? Measured on the demo data.
 
-    python benchmarks/schedule_study.py --output docs/schedule_study.md
+    python studies/schedule_study.py --output docs/schedule_study.md
 
 Trains FastFlow per demo category for a fixed budget under each setting and scores the test split
 after every epoch (a measurement only: it changes nothing in the run). Prints the image / pixel
@@ -62,7 +62,7 @@ def main() -> None:
         )
         print(lines[-1], flush=True)
     table = "\n".join(lines)
-    header = f"Made by `python benchmarks/schedule_study.py --max-epochs {args.max_epochs}`: offline backbone, batch 8, seed 0.\n"
+    header = f"Made by `python studies/schedule_study.py --max-epochs {args.max_epochs}`: offline backbone, batch 8, seed 0.\n"
     args.output.write_text(f"# Schedule study on the demo data\n\n{header}\n{table}\n")
     print(table)
 

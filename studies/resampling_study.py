@@ -7,7 +7,7 @@ rotation and shift each alone, and its full disturbance, resampled bilinearly an
 (``data.disturbed.disturb``). Prints image AUROC and the good images' mean score (higher: more
 anomalous) per category and variant.
 
-    python benchmarks/resampling_study.py --categories brick grass gravel
+    python studies/resampling_study.py --categories brick grass gravel
 """
 
 import argparse
@@ -16,13 +16,13 @@ from pathlib import Path
 
 import torch
 from PIL import Image
-from sklearn.metrics import roc_auc_score
 from torchvision.transforms.v2.functional import pil_to_tensor
 
 from anomalib_fastflow import FastFlow
 from anomalib_fastflow.data.disturbed import NORMAL_FOLDERS
 from anomalib_fastflow.geometry import AffineParams, Disturbance, disturb, draw_params
 from anomalib_fastflow.hardware import describe_cpu
+from anomalib_fastflow.metrics import auroc
 
 Variant = Callable[[torch.Tensor, str], list[torch.Tensor]]
 
@@ -83,13 +83,13 @@ def study(checkpoint: Path, category_root: Path, copies: int, seed: int) -> dict
             scores[name][0].extend(output.pred_score.flatten().tolist())
             scores[name][1].extend([label] * len(output.pred_score))
     return {
-        name: (roc_auc_score(labels, values), float(torch.tensor(values)[torch.tensor(labels) == 0].mean()))
+        name: (auroc(torch.tensor(values), torch.tensor(labels)), float(torch.tensor(values)[torch.tensor(labels) == 0].mean()))
         for name, (values, labels) in scores.items()
     }
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--categories", nargs="+", default=["brick", "grass", "gravel"])
     parser.add_argument("--data-root", type=Path, default=Path("datasets/demo"))
     parser.add_argument("--checkpoints", type=Path, default=Path("results/demo/FastFlow/MVTec"))
