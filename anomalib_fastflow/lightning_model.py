@@ -30,7 +30,7 @@ from .data.checks import DataCheck
 from .loss import negative_log_likelihood
 from .torch_model import FastFlowModel
 from .training.callback import FastFlowTraining
-from .training.schedule import budget_one_cycle
+from .training.schedule import budget_one_cycle, cyclic_one_cycle
 from .training.views import AugmentationChoice
 
 LRSchedule = Literal["constant", "one_cycle"]
@@ -81,6 +81,11 @@ class FastFlow(AnomalibModule):
         scale_lr_to_budget: Under ``one_cycle``, a run longer than the default budget peaks at
             ``lr`` times default / actual steps (``training.schedule.budget_peak_lr``), so that a long
             budget does not lose the image AUROC a fixed peak loses (``docs/budget_study/``).
+        self_validation: Normal training images held out of training and scored after every epoch,
+            as they are and with synthetic defects, for a label-free estimate of image / pixel AUROC
+            and AUPRO (logged as ``self_validation/*``, printed after the fit); 0 turns it off
+            (``training.self_validation``). With it and no budget given, training goes on in cycles
+            of the default budget while the estimate improves and keeps the best cycle's weights.
         pre_processor: anomalib pre-processor, or ``True`` for resize + the backbone's normalization.
         post_processor: anomalib post-processor, or ``True`` for the default.
         evaluator: anomalib evaluator, or ``True`` for image/pixel AUROC and F1 on the test set.
@@ -115,6 +120,7 @@ class FastFlow(AnomalibModule):
         lr_schedule: LRSchedule = "one_cycle",
         warmup_fraction: float = 0.1,
         scale_lr_to_budget: bool = True,
+        self_validation: int = 0,
         pre_processor: PreProcessor | bool = True,
         post_processor: PostProcessor | bool = True,
         evaluator: Evaluator | bool = True,
@@ -159,6 +165,7 @@ class FastFlow(AnomalibModule):
             augmentation_views,
             affine_augmentation,
             cache_bytes=int(cache_memory_gb * 2**30) if cache_features else None,
+            self_validation=self_validation,
         )
 
     @classmethod
@@ -214,9 +221,13 @@ class FastFlow(AnomalibModule):
         if self.hparams.lr_schedule == "constant":
             return optimizer
         hparams = self.hparams
-        scheduler = budget_one_cycle(
-            optimizer, self.trainer, hparams.lr, hparams.warmup_fraction, hparams.scale_lr_to_budget
-        )
+        if cycle_epochs := self.training_callback.cycle_epochs:  # an adaptive budget: one-cycles in a row
+            steps = int(self.trainer.estimated_stepping_batches) * cycle_epochs // self.trainer.max_epochs
+            scheduler = cyclic_one_cycle(optimizer, steps, hparams.warmup_fraction)
+        else:
+            scheduler = budget_one_cycle(
+                optimizer, self.trainer, hparams.lr, hparams.warmup_fraction, hparams.scale_lr_to_budget
+            )
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:

@@ -86,11 +86,15 @@ class FastFlowModel(nn.Module):
         """
         return [flow(z, rev=True)[0] for z, flow in zip(latents, self.flows, strict=True)]
 
+    def score(self, latents: list[torch.Tensor]) -> InferenceBatch:
+        """Latents -> ``InferenceBatch(pred_score (N,), anomaly_map (N, 1, H, W))``, the map smoothed."""
+        anomaly_map = self.anomaly_map_generator(latents)
+        score = image_score(anomaly_map, self.top_k_fraction)
+        return InferenceBatch(pred_score=score, anomaly_map=smooth_map(anomaly_map, self.smoothing_sigma))
+
     def forward(self, images: torch.Tensor) -> tuple[list[torch.Tensor], list[torch.Tensor]] | InferenceBatch:
         """Training: ``(latents, log_jacobians)``; inference: ``InferenceBatch(pred_score, anomaly_map)``."""
         latents, log_jacobians = self.encode(self.feature_extractor(images))
         if self.training:
             return latents, log_jacobians
-        anomaly_map = self.anomaly_map_generator(latents)
-        score = image_score(anomaly_map, self.top_k_fraction)
-        return InferenceBatch(pred_score=score, anomaly_map=smooth_map(anomaly_map, self.smoothing_sigma))
+        return self.score(latents)

@@ -3,13 +3,18 @@
 Lightning users look for changes to the trainer and the datamodule in callbacks; FastFlow's
 ``configure_callbacks`` returns this one, which
 
-- sets the default budget when the user gave none (``schedule``);
+- sets the default budget when the user gave none (``schedule``); with self-validation, that
+  budget adapts: cycles of the default budget while the self-validation score improves, the best
+  cycle's weights kept;
 - trains on fixed views of each image whose backbone features are computed once (``views``,
   ``view_features``, ``feature_cache``, ``cached_views``): it wraps the datamodule's training set
   for the fit and gives it back afterwards, also when training fails;
 - makes the training order a function of the seed and the epoch (``samplers``);
 - validates once, after the last epoch, instead of after every epoch;
-- stops before a non-finite loss or gradient reaches the weights (``guards``).
+- stops before a non-finite loss or gradient reaches the weights (``guards``);
+- with ``self_validation``, holds a few normal training images out, scores them with and without
+  synthetic defects after every epoch, logs the label-free estimate and prints it after the fit
+  (``self_validation``).
 
 The model asks it for each batch's features (``features``).
 """
@@ -20,12 +25,17 @@ import torch
 from anomalib.data import Batch
 from lightning.pytorch import Callback, LightningModule, Trainer
 from lightning.pytorch.trainer.states import TrainerFn
+from lightning.pytorch.utilities import rank_zero_info
 
 from .guards import non_finite_gradient, stop_training
 from .samplers import seeded_sampler
 from .schedule import has_lightning_default_budget, set_default_budget
+from .self_validation import SelfValidationScores, SelfValidationSet
 from .view_features import Backbone, ViewFeatures
 from .views import AugmentationChoice, resolve_augmentation
+
+
+MAX_CYCLES = 8  # an adaptive budget trains at most this many default budgets
 
 
 class FastFlowTraining(Callback):
@@ -38,10 +48,12 @@ class FastFlowTraining(Callback):
         affine_augmentation: Probability that a view also gets a small random zoom, rotation and shift.
         cache_bytes: Memory for cached features per process (the rest spills to disk); ``None``
             computes the backbone every time.
+        self_validation: Normal training images held out for the label-free estimate (0: none).
+        seed: Seed of which images are held out and of their synthetic defects.
 
     Raises:
         ValueError: An unknown ``augmentation``, fewer than one view, or an ``affine_augmentation``
-            outside [0, 1].
+            outside [0, 1], or a negative ``self_validation``.
     """
 
     def __init__(
@@ -50,7 +62,12 @@ class FastFlowTraining(Callback):
         augmentation_views: int = 4,
         affine_augmentation: float = 0.0,
         cache_bytes: int | None = 4 * 2**30,
+        self_validation: int = 0,
+        seed: int = 0,
     ) -> None:
+        if self_validation < 0:
+            msg = f"self_validation={self_validation}: hold out 0 (none) or more normal training images."
+            raise ValueError(msg)
         if not 0 <= affine_augmentation <= 1:
             msg = f"affine_augmentation={affine_augmentation}: a probability must be in [0, 1]."
             raise ValueError(msg)
@@ -62,7 +79,15 @@ class FastFlowTraining(Callback):
         self.augmentation_views = augmentation_views
         self.affine_augmentation = affine_augmentation
         self.cache_bytes = cache_bytes
+        self.self_validation = self_validation
+        self.seed = seed
         self.view_features: ViewFeatures | None = None  # during a fit
+        self.validation_set: SelfValidationSet | None = None  # during a fit
+        self.self_validation_scores: list[SelfValidationScores] = []  # one per epoch of the last fit
+        self._full_train_data: object | None = None
+        self.cycle_epochs: int | None = None  # epochs per cycle of an adaptive budget (no budget given)
+        self._best: dict[str, object] | None = None  # its best cycle: score, cycle, weights
+        self._cycle_scores: SelfValidationScores | None = None  # scored at a cycle's end, logged at the epoch's
         self._image_paths: list[str] | None = None
 
     def features(self, batch: Batch, epoch: int, backbone: Backbone) -> list[torch.Tensor]:
@@ -78,12 +103,24 @@ class FastFlowTraining(Callback):
         This runs before Lightning first builds the training loader (which it does early, to count
         the optimizer steps for the lr schedule), so the loader reads the wrapped training set.
         """
-        del pl_module
         if stage != TrainerFn.FITTING:
             return
         datamodule = trainer.datamodule
+        self.self_validation_scores = []
+        if self.self_validation and datamodule is not None:
+            self._full_train_data = datamodule.train_data
+            datamodule.train_data, self.validation_set = SelfValidationSet.hold_out(
+                datamodule.train_data, self.self_validation, self.seed
+            )
+            self.validation_set.cache_features(pl_module.pre_processor.transform, pl_module.model.feature_extractor)
+        self.cycle_epochs = None
         if has_lightning_default_budget(trainer):
-            set_default_budget(trainer, len(datamodule.train_dataloader()) if datamodule is not None else 0)
+            batches = len(datamodule.train_dataloader()) if datamodule is not None else 0
+            if self.validation_set is None:
+                set_default_budget(trainer, batches)
+            else:  # train in cycles of the default budget while self-validation improves
+                self.cycle_epochs = set_default_budget(trainer, batches, MAX_CYCLES)
+                self._best = None
         augmentation = resolve_augmentation(
             self.augmentation, getattr(datamodule, "category", None), self.affine_augmentation
         )
@@ -102,7 +139,9 @@ class FastFlowTraining(Callback):
         split is the test split). An explicit ``check_val_every_n_epoch`` other than 1, or an
         unbounded ``max_epochs``, is kept."""
         del pl_module
-        if trainer.check_val_every_n_epoch == 1 and trainer.max_epochs is not None and trainer.max_epochs > 1:
+        if self.cycle_epochs is not None:  # validate where a cycle may end the run, on its final weights
+            trainer.check_val_every_n_epoch = self.cycle_epochs
+        elif trainer.check_val_every_n_epoch == 1 and trainer.max_epochs is not None and trainer.max_epochs > 1:
             trainer.check_val_every_n_epoch = trainer.max_epochs
 
     def on_train_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
@@ -118,6 +157,54 @@ class FastFlowTraining(Callback):
         del pl_module
         if self.view_features is not None:
             self.view_features.start_epoch(trainer.current_epoch)
+
+    def on_train_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        """Score the self-validation set and log the estimate (progress bar and logger)."""
+        if self.validation_set is None:
+            return
+        scores = self._cycle_scores or self.validation_set.evaluate(pl_module.model)
+        self._cycle_scores = None
+        self.self_validation_scores.append(scores)
+        metrics = {"image_AUROC": scores.image_auroc, "pixel_AUROC": scores.pixel_auroc, "AUPRO": scores.aupro}
+        for name, value in metrics.items():
+            pl_module.log(f"self_validation/{name}", value, prog_bar=name == "image_AUROC", sync_dist=False)
+        del trainer
+
+    def on_train_batch_end(
+        self, trainer: Trainer, pl_module: LightningModule, outputs: object, batch: Batch, batch_idx: int
+    ) -> None:
+        """At the end of a cycle (an adaptive budget's): keep its weights if self-validation improved;
+        else, or after the last cycle, put the best weights back and stop. This runs before the
+        epoch's validation, so validation (the post-processor's thresholds) sees the final weights."""
+        del outputs, batch, batch_idx
+        epoch_loop = trainer.fit_loop.epoch_loop
+        if self.cycle_epochs is None or not epoch_loop.batch_progress.is_last_batch:
+            return
+        if (trainer.current_epoch + 1) % self.cycle_epochs:
+            return
+        cycle = (trainer.current_epoch + 1) // self.cycle_epochs
+        scores = self._cycle_scores = self.validation_set.evaluate(pl_module.model)
+        score = (scores.image_auroc, scores.pixel_auroc)
+        if self._best is None or score > self._best["score"]:
+            weights = {name: value.detach().clone() for name, value in pl_module.model.state_dict().items()
+                       if not name.startswith("feature_extractor.")}  # fmt: skip
+            self._best = {"score": score, "cycle": cycle, "weights": weights}
+            if cycle < MAX_CYCLES:
+                return
+        pl_module.model.load_state_dict(self._best["weights"], strict=False)
+        trainer.should_stop = True
+        rank_zero_info(
+            f"FastFlow: self-validation peaked after cycle {self._best['cycle']} of {cycle} "
+            f"({self._best['cycle'] * self.cycle_epochs} epochs); its weights are kept."
+        )
+
+    def state_dict(self) -> dict[str, object]:
+        """The best cycle so far of an adaptive budget (its score and weights), for a resumed run."""
+        return {"best": self._best} if self.cycle_epochs is not None and self._best is not None else {}
+
+    def load_state_dict(self, state_dict: dict[str, object]) -> None:
+        """Take the best cycle back from a checkpoint."""
+        self._best = state_dict.get("best")
 
     def on_train_batch_start(
         self, trainer: Trainer, pl_module: LightningModule, batch: Batch, batch_idx: int
@@ -146,6 +233,12 @@ class FastFlowTraining(Callback):
         if self.view_features is not None:
             self.view_features.close(trainer.datamodule)
             self.view_features = None
+        if self._full_train_data is not None:
+            trainer.datamodule.train_data = self._full_train_data
+            self._full_train_data = None
+        if self.validation_set is not None and self.self_validation_scores:
+            rank_zero_info(f"Self-validation estimate: {self.self_validation_scores[-1]}")
+        self.validation_set = None
 
     def on_exception(self, trainer: Trainer, pl_module: LightningModule, exception: BaseException) -> None:
         """Clean up as after a fit when training fails, too."""

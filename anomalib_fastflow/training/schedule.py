@@ -43,15 +43,18 @@ def has_lightning_default_budget(trainer: Trainer) -> bool:
     return trainer.max_epochs == LIGHTNING_DEFAULT_MAX_EPOCHS and trainer.max_steps == -1
 
 
-def set_default_budget(trainer: Trainer, batches_per_epoch: int) -> None:
-    """Make ``trainer`` train for ``default_epochs`` instead of Lightning's 1000 (0 batches: unknown)."""
+def set_default_budget(trainer: Trainer, batches_per_epoch: int, cycles: int = 1) -> int:
+    """Make ``trainer`` train for ``default_epochs`` (times ``cycles``: at most that many default budgets,
+    for a run that stops itself) instead of Lightning's 1000 (0 batches: unknown); return ``default_epochs``."""
     steps_per_epoch = math.ceil(batches_per_epoch / trainer.world_size / trainer.accumulate_grad_batches)
-    trainer.fit_loop.max_epochs = default_epochs(steps_per_epoch)
+    epochs = default_epochs(steps_per_epoch)
+    trainer.fit_loop.max_epochs = epochs * cycles
+    budget = f"{epochs} epochs" if cycles == 1 else f"cycles of {epochs} epochs until self-validation stops improving, at most {cycles}"
     rank_zero_info(
         "FastFlow: no max_epochs, max_steps or max_time given, so it trains for its default budget: "
-        f"{trainer.max_epochs} epochs of {steps_per_epoch or 'an unknown number of'} steps, "
-        "not Lightning's 1000."
+        f"{budget}, of {steps_per_epoch or 'an unknown number of'} steps each epoch, not Lightning's 1000."
     )
+    return epochs
 
 
 def default_steps(steps_per_epoch: int) -> int:
@@ -99,3 +102,34 @@ def budget_one_cycle(
         steps_per_epoch = math.ceil(batches / trainer.accumulate_grad_batches)
         peak_lr = budget_peak_lr(peak_lr, int(total_steps), steps_per_epoch)
     return one_cycle(optimizer, int(total_steps), peak_lr, warmup_fraction)
+
+
+ONE_CYCLE_DIV_FACTOR = 25.0  # OneCycleLR's defaults: start at peak / 25 ...
+ONE_CYCLE_FINAL_DIV_FACTOR = 1e4  # ... and end at that start / 1e4
+
+
+def _cosine(start: float, end: float, fraction: float) -> float:
+    return end + (start - end) / 2 * (math.cos(math.pi * fraction) + 1)
+
+
+def one_cycle_factor(step: int, cycle_steps: int, warmup_fraction: float) -> float:
+    """The learning rate at ``step`` of a one-cycle of ``cycle_steps`` steps, as a fraction of its
+    peak: OneCycleLR's cosine warm-up and decay (its default start and end rates)."""
+    start, end = 1 / ONE_CYCLE_DIV_FACTOR, 1 / ONE_CYCLE_DIV_FACTOR / ONE_CYCLE_FINAL_DIV_FACTOR
+    warmup_end = max(warmup_fraction * cycle_steps - 1, 0.0)
+    if step <= warmup_end and warmup_end > 0:
+        return _cosine(start, 1.0, step / warmup_end)
+    return _cosine(1.0, end, min((step - warmup_end) / max(cycle_steps - 1 - warmup_end, 1), 1.0))
+
+
+def cyclic_one_cycle(
+    optimizer: torch.optim.Optimizer, cycle_steps: int, warmup_fraction: float, peak_decay: float = 0.5
+) -> torch.optim.lr_scheduler.LambdaLR:
+    """One-cycles of ``cycle_steps`` steps, one after another, for a run whose length is not known in
+    advance: each ends annealed (a natural point to evaluate and stop), each peaks ``peak_decay``
+    times lower than the one before. The optimizer's ``lr`` is the first cycle's peak."""
+    def factor(step: int) -> float:
+        cycle, within = divmod(step, cycle_steps)
+        return peak_decay**cycle * one_cycle_factor(within, cycle_steps, warmup_fraction)
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)

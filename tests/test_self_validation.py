@@ -1,0 +1,165 @@
+"""Self-validation: synthetic defects drawn deterministically with true masks, held-out images chosen
+from their paths, a label-free estimate logged during training, no test image ever read, and the
+adaptive budget it drives (cycles while it improves, the best cycle kept; an explicit budget wins)."""
+
+from pathlib import Path
+
+import pytest
+import torch
+from anomalib.data.datasets.base import image as anomalib_image_dataset
+from anomalib.engine import Engine
+from lightning.pytorch import Callback, LightningModule, Trainer, seed_everything
+
+from anomalib_fastflow import FastFlow, MVTec
+from anomalib_fastflow.training import callback as training_callback
+from anomalib_fastflow.training import schedule
+from anomalib_fastflow.training.callback import MAX_CYCLES
+from anomalib_fastflow.training.schedule import cyclic_one_cycle
+from anomalib_fastflow.training.self_validation import SelfValidationScores, SelfValidationSet, held_out_indices
+from anomalib_fastflow.training.synthetic_defects import FAMILIES, draw_defect
+
+
+def _image(seed: int = 0, size: int = 64) -> torch.Tensor:
+    generator = torch.Generator().manual_seed(seed)
+    return torch.rand(3, size, size, generator=generator)
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_a_defect_is_drawn_from_its_key_and_its_mask_covers_what_changed(family: str) -> None:
+    image = _image()
+    torch.manual_seed(5)
+    before = torch.rand(1)
+    defective, mask = draw_defect(image, "train/good/000.png", family)
+    again, mask_again = draw_defect(image, "train/good/000.png", family)
+    other, _ = draw_defect(image, "train/good/001.png", family)
+    torch.manual_seed(5)
+    assert torch.rand(1) == before  # torch's global random state is untouched
+    assert torch.equal(defective, again) and torch.equal(mask, mask_again)
+    assert not torch.equal(defective, other)
+    assert mask.shape == (1, 64, 64) and set(mask.unique().tolist()) == {0.0, 1.0}
+    changed = (defective != image).any(dim=0, keepdim=True)
+    assert not changed[mask == 0].any()  # nothing changes outside the mask
+    assert changed[mask == 1].float().mean() > 0.5  # and most of the masked pixels do change
+
+
+def test_held_out_images_depend_on_the_relative_paths_and_the_seed_only() -> None:
+    paths = [f"/data/a/train/good/{index:03d}.png" for index in range(20)]
+    moved = [path.replace("/data/a/", "/elsewhere/b/") for path in paths]
+    held = held_out_indices(paths, 4, seed=0)
+    assert held == held_out_indices(moved, 4, seed=0) and len(held) == 4
+    assert held != held_out_indices(paths, 4, seed=1)
+    with pytest.raises(ValueError, match="would hold out all 3 training images"):
+        held_out_indices(paths[:3], 3, seed=0)
+
+
+def test_the_set_scores_a_model_that_sees_its_defects_perfectly() -> None:
+    """With a model whose map is the defect mask itself, every metric is 1; with a constant one, 0.5."""
+    images = [_image(seed) for seed in range(4)]
+    validation = SelfValidationSet(images, [f"{seed}.png" for seed in range(4)])
+    assert len(validation) == 4 and validation.labels.tolist() == [0] * 4 + [1] * 4
+
+    class Listed(torch.nn.Identity):
+        def forward(self, inputs: torch.Tensor) -> list[torch.Tensor]:
+            return [inputs]
+
+    class MaskModel(torch.nn.Module):
+        def __init__(self, maps: torch.Tensor) -> None:
+            super().__init__()
+            self.flows = torch.nn.Linear(1, 1)
+            self.maps = maps
+
+        def encode(self, features: list[torch.Tensor]) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+            return features, []
+
+        def score(self, latents: list[torch.Tensor]) -> object:
+            from anomalib.data import InferenceBatch
+
+            return InferenceBatch(pred_score=self.maps.flatten(1).amax(1), anomaly_map=self.maps)
+
+    validation.cache_features(torch.nn.Identity(), Listed())
+    perfect = validation.evaluate(MaskModel(validation.input_masks.float()))
+    assert (perfect.image_auroc, perfect.pixel_auroc) == (1.0, 1.0) and perfect.aupro == pytest.approx(1.0)
+    assert perfect.family_image_auroc == {"own_surface": 1.0, "perlin": 1.0}
+    blind = validation.evaluate(MaskModel(torch.zeros_like(validation.input_masks)))
+    assert (blind.image_auroc, blind.pixel_auroc) == (0.5, 0.5)
+
+
+@pytest.mark.slow
+def test_training_reports_the_estimate_and_never_reads_a_test_image(
+    tiny_dataset: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    read: list[str] = []
+    said: list[str] = []
+    monkeypatch.setattr(training_callback, "rank_zero_info", said.append)
+    read_image = anomalib_image_dataset.read_image
+    monkeypatch.setattr(anomalib_image_dataset, "read_image", lambda path, **kw: read.append(str(path)) or read_image(path, **kw))
+    seed_everything(0)
+    datamodule = MVTec(root=tiny_dataset, category="brick", train_batch_size=4, eval_batch_size=4, num_workers=0, val_split_mode="none")
+    model = FastFlow(input_size=64, flow_steps=2, self_validation=4)
+    engine = Engine(max_epochs=2, default_root_dir=tmp_path, logger=False, limit_val_batches=0)
+    engine.fit(model, datamodule=datamodule)
+    assert read and not any("/test/" in path for path in read)
+    scores = model.training_callback.self_validation_scores
+    assert len(scores) == 2 and all(score.images == 4 for score in scores)  # one estimate per epoch
+    assert engine.trainer.callback_metrics["self_validation/image_AUROC"] == pytest.approx(scores[-1].image_auroc)
+    assert len(datamodule.train_data) == 12  # the training set is given back whole after the fit
+    assert said[-1] == f"Self-validation estimate: {scores[-1]}" and "(on 4 held-out normal training images" in said[-1]
+
+
+def _scripted(monkeypatch: pytest.MonkeyPatch, image_aurocs: list[float]) -> None:
+    """Self-validation returns these image AUROCs, one per call (one call per epoch)."""
+    calls = iter(image_aurocs)
+    monkeypatch.setattr(
+        SelfValidationSet, "evaluate", lambda self, model: SelfValidationScores(next(calls), 0.5, 0.5, len(self), {})
+    )
+
+
+@pytest.mark.slow
+def test_no_budget_trains_cycles_while_self_validation_improves_and_keeps_the_best_cycle(
+    tiny_dataset: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(schedule, "default_epochs", lambda steps_per_epoch: 2)  # cycles of 2 epochs
+    _scripted(monkeypatch, [0.5, 0.6, 0.5, 0.8, 0.5, 0.7, 0.9, 0.9])  # cycles end at 0.6, 0.8, 0.7
+    snapshots: dict[int, dict[str, torch.Tensor]] = {}
+
+    class Snapshot(Callback):
+        def on_train_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+            snapshots[trainer.current_epoch] = {k: v.clone() for k, v in pl_module.model.flows.state_dict().items()}
+
+    seed_everything(0)
+    datamodule = MVTec(root=tiny_dataset, category="brick", train_batch_size=4, eval_batch_size=4, num_workers=0)
+    model = FastFlow(input_size=64, flow_steps=2, self_validation=4)
+    engine = Engine(default_root_dir=tmp_path, logger=False, callbacks=[Snapshot()])
+    engine.fit(model, datamodule=datamodule)
+    assert engine.trainer.max_epochs == 2 * MAX_CYCLES and engine.trainer.current_epoch == 6  # stopped after cycle 3
+    assert model.training_callback.cycle_epochs == 2
+    for name, value in model.model.flows.state_dict().items():  # cycle 2's weights (epoch index 3), not cycle 3's
+        torch.testing.assert_close(value, snapshots[3][name])
+    assert any(not torch.equal(snapshots[3][k], snapshots[4][k]) for k in snapshots[3])  # cycle 3 had moved on
+
+
+@pytest.mark.slow
+def test_an_explicit_budget_wins_over_the_adaptive_one(tiny_dataset: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    _scripted(monkeypatch, [0.9, 0.5, 0.5])
+    datamodule = MVTec(root=tiny_dataset, category="brick", train_batch_size=4, eval_batch_size=4, num_workers=0)
+    model = FastFlow(input_size=64, flow_steps=2, self_validation=4)
+    engine = Engine(max_epochs=3, default_root_dir=tmp_path, logger=False)
+    engine.fit(model, datamodule=datamodule)
+    assert engine.trainer.current_epoch == 3 and model.training_callback.cycle_epochs is None
+
+
+def test_cyclic_schedule_repeats_one_cycle_at_a_halved_peak() -> None:
+    def rates(make: object, steps: int) -> list[float]:
+        optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.01)
+        scheduler = make(optimizer)
+        out = []
+        for _ in range(steps):
+            out.append(optimizer.param_groups[0]["lr"])
+            optimizer.step()
+            scheduler.step()
+        return out
+
+    one = rates(lambda o: torch.optim.lr_scheduler.OneCycleLR(o, max_lr=0.01, total_steps=40, pct_start=0.1), 40)
+    cycles = rates(lambda o: cyclic_one_cycle(o, 40, 0.1), 80)
+    torch.testing.assert_close(torch.tensor(cycles[:40]), torch.tensor(one))
+    torch.testing.assert_close(torch.tensor(cycles[40:]), torch.tensor(one) / 2)
