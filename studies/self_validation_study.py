@@ -5,7 +5,9 @@
 Per demo category, FastFlow trains for ``--epochs`` epochs with ``self_validation=--held-out``:
 after every epoch the self-validation estimate (held-out normal training images, as they are and
 with synthetic defects) and, as a measurement only, the test split's image AUROC. Then the same
-run without self-validation (all training images), to see what holding them out costs. Writes
+run without self-validation (all training images), to see what holding them out costs. With
+``--adaptive``, also per category: no budget given, without self-validation (the default budget)
+and with it (the adaptive budget), the test image AUROC after each (``adaptive.csv``). Writes
 ``runs.csv`` (one row per category, seed, epoch), ``README.md`` (rank correlation of the estimate
 with the test AUROC across epochs, per category and pooled; final AUROCs with and without the
 held-out images) and ``curves.png`` (the estimate beside the test curve per category).
@@ -20,7 +22,7 @@ from matplotlib.figure import Figure
 from scipy.stats import spearmanr
 
 from anomalib_fastflow import FastFlow, MVTec, build_demo_dataset
-from anomalib_fastflow.benchmark.measure import EpochRecorder
+from anomalib_fastflow.benchmark.measure import EpochRecorder, dataloader_image_auroc
 from anomalib_fastflow.benchmark.report import provenance
 from anomalib_fastflow.benchmark.results_table import ResultsTable
 from anomalib_fastflow.benchmark.training import seeded
@@ -67,6 +69,25 @@ def run(root: Path, category: str, seed: int, held_out: int, epochs: int, result
     return rows
 
 
+ADAPTIVE_FIELDS = ("category", "seed", "budget", "epochs", "best_cycle", "test_image_AUROC", "fit_seconds")
+
+
+def adaptive_run(root: Path, category: str, seed: int, held_out: int, results: Path) -> dict[str, object]:
+    """No budget given: the default budget (``held_out=0``) or the adaptive one (self-validation on)."""
+    datamodule = MVTec(root=root, category=category, train_batch_size=8, eval_batch_size=8, num_workers=0, seed=seed)
+    model = seeded(lambda: FastFlow(self_validation=held_out), seed)
+    engine = Engine(default_root_dir=results / f"{category}_adaptive{held_out}", logger=False, limit_val_batches=0)
+    start = time.perf_counter()
+    engine.fit(model, datamodule=datamodule)
+    seconds = time.perf_counter() - start
+    return {
+        "category": category, "seed": seed, "budget": f"adaptive ({held_out} held out)" if held_out else "default",
+        "epochs": engine.trainer.current_epoch, "best_cycle": model.training_callback.best_cycle or "",
+        "test_image_AUROC": f"{dataloader_image_auroc(model, datamodule.test_dataloader()):.4f}",
+        "fit_seconds": f"{seconds:.1f}",
+    }  # fmt: skip
+
+
 def report(rows: list[dict[str, str]], output: Path, program: str) -> None:
     """Rank correlations, the cost of holding out, and the curves."""
     categories = sorted({row["category"] for row in rows}, key=list(CATEGORIES).index)
@@ -76,22 +97,23 @@ def report(rows: list[dict[str, str]], output: Path, program: str) -> None:
         "",
         provenance(program),
         "",
-        "Spearman rank correlation across epochs between the self-validation image AUROC (or one",
-        "defect family's) and the test image AUROC; final (last-epoch) AUROCs with and without",
+        "Spearman rank correlation across epochs between the self-validation image AUROC (or its",
+        "pixel AUROC, or one defect family's image AUROC) and the test image AUROC; final (last-epoch) AUROCs with and without",
         "the held-out images.",
         "",
-        "| category | seed | rho: estimate | rho: perlin | rho: own surface | final estimate | final test | final test, no hold-out | fit s | fit s, no hold-out |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| category | seed | rho: estimate | rho: pixel estimate | rho: perlin | rho: own surface | final estimate | final test | final test, no hold-out | fit s | fit s, no hold-out |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
-    pooled_self, pooled_test = [], []
+    pooled_self, pooled_pixel, pooled_test = [], [], []
     for category in categories:
         for seed in sorted({row["seed"] for row in held if row["category"] == category}):
             curve = [row for row in held if row["category"] == category and row["seed"] == seed]
             control = [r for r in rows if r["category"] == category and r["seed"] == seed and r["held_out"] == "0"]
             test = [float(row["test_image_AUROC"]) for row in curve]
             rhos = [spearmanr([float(row[column]) for row in curve], test).statistic for column in
-                    ("self_image_AUROC", "self_perlin_image_AUROC", "self_own_surface_image_AUROC")]  # fmt: skip
+                    ("self_image_AUROC", "self_pixel_AUROC", "self_perlin_image_AUROC", "self_own_surface_image_AUROC")]  # fmt: skip
             pooled_self += [float(row["self_image_AUROC"]) for row in curve]
+            pooled_pixel += [float(row["self_pixel_AUROC"]) for row in curve]
             pooled_test += test
             last, base = curve[-1], control[-1] if control else None
             lines.append(
@@ -100,7 +122,22 @@ def report(rows: list[dict[str, str]], output: Path, program: str) -> None:
                 + (f"{float(base['test_image_AUROC']):.3f}" if base else "-")
                 + f" | {last['fit_seconds']} | {base['fit_seconds'] if base else '-'} |"
             )
-    lines += ["", f"Pooled over categories and epochs: rho = {spearmanr(pooled_self, pooled_test).statistic:.2f}."]
+    lines += [
+        "",
+        f"Pooled over categories and epochs: rho = {spearmanr(pooled_self, pooled_test).statistic:.2f} (image "
+        f"estimate), {spearmanr(pooled_pixel, pooled_test).statistic:.2f} (pixel estimate).",
+    ]
+    adaptive_path = output / "adaptive.csv"
+    if adaptive_path.exists():
+        adaptive = ResultsTable(adaptive_path, ADAPTIVE_FIELDS, ("category", "seed", "budget")).rows
+        lines += [
+            "",
+            "## No budget given: the default budget against the adaptive one",
+            "",
+            "| category | seed | budget | epochs | best cycle | test image AUROC | fit s |",
+            "|---|---|---|---|---|---|---|",
+            *(f"| {' | '.join(str(row[name]) for name in ADAPTIVE_FIELDS)} |" for row in adaptive),
+        ]
     (output / "README.md").write_text("\n".join(lines) + "\n")
     figure = Figure(figsize=(4 * len(categories), 3.2))
     for index, category in enumerate(categories, start=1):
@@ -109,7 +146,8 @@ def report(rows: list[dict[str, str]], output: Path, program: str) -> None:
             curve = [row for row in held if row["category"] == category and row["seed"] == seed]
             epochs = [int(row["epoch"]) for row in curve]
             axes.plot(epochs, [float(row["test_image_AUROC"]) for row in curve], "k-", label="test (labels)")
-            axes.plot(epochs, [float(row["self_image_AUROC"]) for row in curve], "C0--", label="self-validation")
+            axes.plot(epochs, [float(row["self_image_AUROC"]) for row in curve], "C0--", label="self-validation, image")
+            axes.plot(epochs, [float(row["self_pixel_AUROC"]) for row in curve], "C1:", label="self-validation, pixel")
         axes.set_title(category)
         axes.set_xlabel("epoch")
         axes.set_ylim(0.4, 1.01)
@@ -131,6 +169,7 @@ def main() -> None:
     parser.add_argument("--held-out", type=int, default=8)
     parser.add_argument("--seeds", nargs="+", type=int, default=[0])
     parser.add_argument("--no-control", action="store_true", help="skip the runs without held-out images")
+    parser.add_argument("--adaptive", action="store_true", help="also compare the default and adaptive budgets")
     args = parser.parse_args()
     args.output.mkdir(parents=True, exist_ok=True)
     build_demo_dataset(args.root, args.categories, seed=0)
@@ -142,6 +181,14 @@ def main() -> None:
                     continue
                 for row in run(args.root, category, seed, held_out, args.epochs, args.results):
                     table.add(row)
+    if args.adaptive:
+        adaptive = ResultsTable(args.output / "adaptive.csv", ADAPTIVE_FIELDS, ("category", "seed", "budget"))
+        for category in args.categories:
+            for seed in args.seeds:
+                for held_out in (0, args.held_out):
+                    budget = f"adaptive ({held_out} held out)" if held_out else "default"
+                    if not adaptive.has(category, str(seed), budget):
+                        adaptive.add(adaptive_run(args.root, category, seed, held_out, args.results))
     report(table.rows, args.output, "python studies/self_validation_study.py")
     print((args.output / "README.md").read_text())
 

@@ -184,7 +184,7 @@ class FastFlowTraining(Callback):
             return
         cycle = (trainer.current_epoch + 1) // self.cycle_epochs
         scores = self._cycle_scores = self.validation_set.evaluate(pl_module.model)
-        score = (scores.image_auroc, scores.pixel_auroc)
+        score = scores.selection_score
         if self._best is None or score > self._best["score"]:
             weights = {name: value.detach().clone() for name, value in pl_module.model.state_dict().items()
                        if not name.startswith("feature_extractor.")}  # fmt: skip
@@ -197,6 +197,11 @@ class FastFlowTraining(Callback):
             f"FastFlow: self-validation peaked after cycle {self._best['cycle']} of {cycle} "
             f"({self._best['cycle'] * self.cycle_epochs} epochs); its weights are kept."
         )
+
+    @property
+    def best_cycle(self) -> int | None:
+        """The cycle whose weights an adaptive budget keeps (so far), or ``None``."""
+        return None if self._best is None else int(self._best["cycle"])
 
     def state_dict(self) -> dict[str, object]:
         """The best cycle so far of an adaptive budget (its score and weights), for a resumed run."""
