@@ -7,7 +7,9 @@ after every epoch the self-validation estimate (held-out normal training images,
 with synthetic defects) and, as a measurement only, the test split's image AUROC. Then the same
 run without self-validation (all training images), to see what holding them out costs. With
 ``--adaptive``, also per category: no budget given, without self-validation (the default budget)
-and with it (the adaptive budget), the test image AUROC after each (``adaptive.csv``). Writes
+and with it (the adaptive budget), the test image AUROC after each (``adaptive.csv``). With
+``--thresholds``, the test image F1 at the threshold fitted on the self-validation set against
+the best F1 on the test labels, after 25 epochs (``thresholds.csv``). Writes
 ``runs.csv`` (one row per category, seed, epoch), ``README.md`` (rank correlation of the estimate
 with the test AUROC across epochs, per category and pooled; final AUROCs with and without the
 held-out images) and ``curves.png`` (the estimate beside the test curve per category).
@@ -17,9 +19,11 @@ import argparse
 import time
 from pathlib import Path
 
+import torch
 from anomalib.engine import Engine
 from matplotlib.figure import Figure
 from scipy.stats import spearmanr
+from torchmetrics.functional.classification import binary_f1_score, binary_precision_recall_curve
 
 from anomalib_fastflow import FastFlow, MVTec, build_demo_dataset
 from anomalib_fastflow.benchmark.measure import EpochRecorder, dataloader_image_auroc
@@ -88,6 +92,38 @@ def adaptive_run(root: Path, category: str, seed: int, held_out: int, results: P
     }  # fmt: skip
 
 
+THRESHOLD_FIELDS = ("category", "seed", "epochs", "F1_at_self_validation_threshold", "F1_at_test_optimal_threshold", "ratio")
+
+
+@torch.no_grad()
+def test_scores(model: FastFlow, dataloader: torch.utils.data.DataLoader) -> tuple[torch.Tensor, torch.Tensor]:
+    """Raw image scores (before the post-processor's normalisation) and labels of a test split."""
+    model.eval()
+    scores, labels = [], []
+    for batch in dataloader:
+        scores.append(model.model(model.pre_processor.transform(batch.image)).pred_score.flatten())
+        labels.append(batch.gt_label.flatten())
+    return torch.cat(scores), torch.cat(labels).int()
+
+
+def threshold_run(root: Path, category: str, seed: int, held_out: int, epochs: int, results: Path) -> dict[str, object]:
+    """Test image F1 at the threshold fitted on the self-validation set, against the best F1 any
+    threshold reaches on the test labels (a reference no user has)."""
+    datamodule = MVTec(root=root, category=category, train_batch_size=8, eval_batch_size=8, num_workers=0, seed=seed)
+    model = seeded(lambda: FastFlow(self_validation=held_out), seed)
+    engine = Engine(max_epochs=epochs, default_root_dir=results / f"{category}_thresholds", logger=False, limit_val_batches=0)
+    engine.fit(model, datamodule=datamodule)
+    scores, labels = test_scores(model, datamodule.test_dataloader())
+    predicted = (scores >= model.post_processor._image_threshold).int()  # raw scores: the threshold's own scale
+    at_threshold = float(binary_f1_score(predicted, labels))
+    precision, recall, _ = binary_precision_recall_curve(scores, labels)
+    best = float((2 * precision * recall / (precision + recall).clamp_min(1e-12)).max())
+    return {
+        "category": category, "seed": seed, "epochs": epochs, "F1_at_self_validation_threshold": f"{at_threshold:.4f}",
+        "F1_at_test_optimal_threshold": f"{best:.4f}", "ratio": f"{at_threshold / best:.3f}",
+    }  # fmt: skip
+
+
 def report(rows: list[dict[str, str]], output: Path, program: str) -> None:
     """Rank correlations, the cost of holding out, and the curves."""
     categories = sorted({row["category"] for row in rows}, key=list(CATEGORIES).index)
@@ -138,6 +174,17 @@ def report(rows: list[dict[str, str]], output: Path, program: str) -> None:
             "|---|---|---|---|---|---|---|",
             *(f"| {' | '.join(str(row[name]) for name in ADAPTIVE_FIELDS)} |" for row in adaptive),
         ]
+    thresholds_path = output / "thresholds.csv"
+    if thresholds_path.exists():
+        thresholds = ResultsTable(thresholds_path, THRESHOLD_FIELDS, ("category", "seed", "epochs")).rows
+        lines += [
+            "",
+            "## Thresholds without defective samples: test image F1 at the self-validation threshold",
+            "",
+            "| " + " | ".join(THRESHOLD_FIELDS) + " |",
+            "|" + "---|" * len(THRESHOLD_FIELDS),
+            *(f"| {' | '.join(str(row[name]) for name in THRESHOLD_FIELDS)} |" for row in thresholds),
+        ]
     (output / "README.md").write_text("\n".join(lines) + "\n")
     figure = Figure(figsize=(4 * len(categories), 3.2))
     for index, category in enumerate(categories, start=1):
@@ -170,6 +217,7 @@ def main() -> None:
     parser.add_argument("--seeds", nargs="+", type=int, default=[0])
     parser.add_argument("--no-control", action="store_true", help="skip the runs without held-out images")
     parser.add_argument("--adaptive", action="store_true", help="also compare the default and adaptive budgets")
+    parser.add_argument("--thresholds", action="store_true", help="also measure F1 at the self-validation threshold")
     args = parser.parse_args()
     args.output.mkdir(parents=True, exist_ok=True)
     build_demo_dataset(args.root, args.categories, seed=0)
@@ -189,6 +237,12 @@ def main() -> None:
                     budget = f"adaptive ({held_out} held out)" if held_out else "default"
                     if not adaptive.has(category, str(seed), budget):
                         adaptive.add(adaptive_run(args.root, category, seed, held_out, args.results))
+    if args.thresholds:
+        thresholds = ResultsTable(args.output / "thresholds.csv", THRESHOLD_FIELDS, ("category", "seed", "epochs"))
+        for category in args.categories:
+            for seed in args.seeds:
+                if not thresholds.has(category, str(seed), "25"):
+                    thresholds.add(threshold_run(args.root, category, seed, args.held_out, 25, args.results))
     report(table.rows, args.output, "python studies/self_validation_study.py")
     print((args.output / "README.md").read_text())
 

@@ -8,6 +8,7 @@ import pytest
 import torch
 from anomalib.data.datasets.base import image as anomalib_image_dataset
 from anomalib.engine import Engine
+from anomalib.post_processing import PostProcessor
 from lightning.pytorch import Callback, LightningModule, Trainer, seed_everything
 
 from anomalib_fastflow import FastFlow, MVTec
@@ -163,3 +164,27 @@ def test_cyclic_schedule_repeats_one_cycle_at_a_halved_peak() -> None:
     cycles = rates(lambda o: cyclic_one_cycle(o, 40, 0.1), 80)
     torch.testing.assert_close(torch.tensor(cycles[:40]), torch.tensor(one))
     torch.testing.assert_close(torch.tensor(cycles[40:]), torch.tensor(one) / 2)
+
+
+@pytest.mark.slow
+def test_thresholds_come_from_the_self_validation_set_not_the_test_split(
+    tiny_dataset: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """MVTec's default validation split is the test split; with self-validation the thresholds and the
+    normalisation are fitted on the held-out images instead, and the run says so."""
+    said: list[str] = []
+    monkeypatch.setattr(training_callback, "rank_zero_info", said.append)
+    seed_everything(0)
+    datamodule = MVTec(root=tiny_dataset, category="brick", train_batch_size=4, eval_batch_size=4, num_workers=0)
+    model = FastFlow(input_size=64, flow_steps=2, self_validation=4)
+    Engine(max_epochs=2, default_root_dir=tmp_path, logger=False).fit(model, datamodule=datamodule)
+    assert any("thresholds and normalisation fitted on the self-validation set (4 held-out" in line for line in said)
+
+    _, validation = SelfValidationSet.hold_out(datamodule.train_data, 4, seed=0)  # the same set, rebuilt
+    validation.cache_features(model.pre_processor.transform, model.model.feature_extractor)
+    expected = PostProcessor()
+    expected.on_validation_batch_end(None, None, validation.predict(model.model))
+    expected.on_validation_epoch_end(None, None)
+    for name in ("_image_threshold", "_pixel_threshold", "image_min", "image_max", "pixel_min", "pixel_max"):
+        assert torch.isfinite(getattr(model.post_processor, name)), name
+        torch.testing.assert_close(getattr(model.post_processor, name), getattr(expected, name))

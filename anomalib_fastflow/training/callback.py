@@ -14,7 +14,9 @@ Lightning users look for changes to the trainer and the datamodule in callbacks;
 - stops before a non-finite loss or gradient reaches the weights (``guards``);
 - with ``self_validation``, holds a few normal training images out, scores them with and without
   synthetic defects after every epoch, logs the label-free estimate and prints it after the fit
-  (``self_validation``).
+  (``self_validation``); after the fit, the post-processor's thresholds and normalisation are
+  fitted on that set instead of the validation split (which anomalib's MVTec default makes the
+  test split), through the post-processor's own validation hooks.
 
 The model asks it for each batch's features (``features``).
 """
@@ -24,7 +26,7 @@ from pathlib import Path
 import torch
 from anomalib.data import Batch
 from lightning.pytorch import Callback, LightningModule, Trainer
-from lightning.pytorch.trainer.states import TrainerFn
+from lightning.pytorch.trainer.states import TrainerFn, TrainerStatus
 from lightning.pytorch.utilities import rank_zero_info
 
 from .guards import non_finite_gradient, stop_training
@@ -233,8 +235,10 @@ class FastFlowTraining(Callback):
             stop_training(trainer, "a gradient is not finite")
 
     def on_fit_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        """Free the feature cache and its spill folder and give the datamodule its training set back."""
-        del pl_module
+        """Fit the thresholds on the self-validation set (if any), free the feature cache and its spill
+        folder and give the datamodule its training set back."""
+        if self.validation_set is not None and trainer.state.status != TrainerStatus.INTERRUPTED:
+            self._fit_thresholds(trainer, pl_module)
         if self.view_features is not None:
             self.view_features.close(trainer.datamodule)
             self.view_features = None
@@ -244,6 +248,20 @@ class FastFlowTraining(Callback):
         if self.validation_set is not None and self.self_validation_scores:
             rank_zero_info(f"Self-validation estimate: {self.self_validation_scores[-1]}")
         self.validation_set = None
+
+    def _fit_thresholds(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        """The post-processor's image and pixel thresholds (F1-optimal) and min-max normalisation,
+        from the self-validation set scored by the final weights, fed through its validation hooks."""
+        post_processor = getattr(pl_module, "post_processor", None)
+        if post_processor is None:
+            return
+        batch = self.validation_set.predict(pl_module.model)
+        post_processor.on_validation_batch_end(trainer, pl_module, batch)
+        post_processor.on_validation_epoch_end(trainer, pl_module)
+        rank_zero_info(
+            f"FastFlow: thresholds and normalisation fitted on the self-validation set ({len(self.validation_set)} "
+            "held-out normal training images, each also with a synthetic defect), not on the validation split."
+        )
 
     def on_exception(self, trainer: Trainer, pl_module: LightningModule, exception: BaseException) -> None:
         """Clean up as after a fit when training fails, too."""

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from anomalib.data import ImageBatch
 from anomalib.data.datasets.base import AnomalibDataset
 from anomalib.metrics.aupro import _AUPRO
 from torch.nn import functional as F
@@ -126,14 +127,15 @@ class SelfValidationSet:
         self.input_masks = torch.cat([F.interpolate(mask[None], size=size, mode="nearest") for mask in self.masks])
 
     @torch.no_grad()
-    def evaluate(self, model: torch.nn.Module) -> SelfValidationScores:
-        """Score the set with ``model`` (a ``FastFlowModel``: ``encode`` then ``score``) in eval mode.
+    def predict(self, model: torch.nn.Module) -> ImageBatch:
+        """The set scored by ``model`` (a ``FastFlowModel``) in eval mode, as an anomalib batch with its
+        labels and masks: ``pred_score (2N,)``, ``anomaly_map (2N, 1, H, W)``, ``gt_label``, ``gt_mask``.
 
         Raises:
             RuntimeError: ``cache_features`` has not run.
         """
         if self.features is None or self.input_masks is None:
-            msg = "SelfValidationSet.evaluate needs cache_features first."
+            msg = "SelfValidationSet needs cache_features first."
             raise RuntimeError(msg)
         was_training = model.training
         model.eval()
@@ -141,7 +143,24 @@ class SelfValidationSet:
         latents, _ = model.encode([feature.to(weight.device, weight.dtype) for feature in self.features])
         output = model.score(latents)
         model.train(was_training)
-        maps, masks, scores = output.anomaly_map.cpu(), self.input_masks.cpu(), output.pred_score.cpu()
+        return ImageBatch(
+            image=torch.zeros(len(self.labels), 3, *self.input_masks.shape[-2:]),
+            pred_score=output.pred_score.cpu(),
+            anomaly_map=output.anomaly_map.cpu(),
+            gt_label=self.labels.clone(),
+            gt_mask=self.input_masks[:, 0].bool().cpu(),
+        )
+
+    @torch.no_grad()
+    def evaluate(self, model: torch.nn.Module) -> SelfValidationScores:
+        """Score the set with ``model`` (a ``FastFlowModel``: ``encode`` then ``score``) in eval mode.
+
+        Raises:
+            RuntimeError: ``cache_features`` has not run.
+        """
+        batch = self.predict(model)
+        masks, scores = self.input_masks.cpu(), batch.pred_score.flatten()
+        maps = batch.anomaly_map.reshape(masks.shape)  # anomalib's batch keeps (N, H, W)
         aupro = _AUPRO()
         aupro.update(maps[len(self) :, 0], masks[len(self) :, 0].int())  # regions: the defective images
         by_family = {}
