@@ -10,6 +10,4 @@ from torchmetrics.functional.classification import binary_auroc
 
 def auroc(scores: np.ndarray | torch.Tensor, labels: np.ndarray | torch.Tensor) -> float:
     """AUROC of ``scores`` against binary ``labels`` (1 = anomalous) of the same shape, flattened."""
-    scores = torch.as_tensor(np.asarray(scores, dtype=np.float32) if isinstance(scores, np.ndarray) else scores)
-    labels = torch.as_tensor(np.asarray(labels) if isinstance(labels, np.ndarray) else labels)
-    return float(binary_auroc(scores.float().flatten(), labels.long().flatten()))
+    return float(binary_auroc(torch.as_tensor(scores).float().flatten(), torch.as_tensor(labels).long().flatten()))

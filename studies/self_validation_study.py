@@ -124,6 +124,15 @@ def threshold_run(root: Path, category: str, seed: int, held_out: int, epochs: i
     }  # fmt: skip
 
 
+def _table_section(path: Path, fields: tuple[str, ...], key: tuple[str, ...], title: str) -> list[str]:
+    """A Markdown section with the rows of a results table, if it exists."""
+    if not path.exists():
+        return []
+    rows = ResultsTable(path, fields, key).rows
+    return ["", f"## {title}", "", "| " + " | ".join(fields) + " |", "|" + "---|" * len(fields),
+            *(f"| {' | '.join(str(row[name]) for name in fields)} |" for row in rows)]  # fmt: skip
+
+
 def report(rows: list[dict[str, str]], output: Path, program: str) -> None:
     """Rank correlations, the cost of holding out, and the curves."""
     categories = sorted({row["category"] for row in rows}, key=list(CATEGORIES).index)
@@ -163,28 +172,10 @@ def report(rows: list[dict[str, str]], output: Path, program: str) -> None:
         f"Pooled over categories and epochs: rho = {spearmanr(pooled_self, pooled_test).statistic:.2f} (image "
         f"estimate), {spearmanr(pooled_pixel, pooled_test).statistic:.2f} (pixel estimate).",
     ]
-    adaptive_path = output / "adaptive.csv"
-    if adaptive_path.exists():
-        adaptive = ResultsTable(adaptive_path, ADAPTIVE_FIELDS, ("category", "seed", "budget")).rows
-        lines += [
-            "",
-            "## No budget given: the default budget against the adaptive one",
-            "",
-            "| category | seed | budget | epochs | best cycle | test image AUROC | fit s |",
-            "|---|---|---|---|---|---|---|",
-            *(f"| {' | '.join(str(row[name]) for name in ADAPTIVE_FIELDS)} |" for row in adaptive),
-        ]
-    thresholds_path = output / "thresholds.csv"
-    if thresholds_path.exists():
-        thresholds = ResultsTable(thresholds_path, THRESHOLD_FIELDS, ("category", "seed", "epochs")).rows
-        lines += [
-            "",
-            "## Thresholds without defective samples: test image F1 at the self-validation threshold",
-            "",
-            "| " + " | ".join(THRESHOLD_FIELDS) + " |",
-            "|" + "---|" * len(THRESHOLD_FIELDS),
-            *(f"| {' | '.join(str(row[name]) for name in THRESHOLD_FIELDS)} |" for row in thresholds),
-        ]
+    lines += _table_section(output / "adaptive.csv", ADAPTIVE_FIELDS, ("category", "seed", "budget"),
+                            "No budget given: the default budget against the adaptive one")  # fmt: skip
+    lines += _table_section(output / "thresholds.csv", THRESHOLD_FIELDS, ("category", "seed", "epochs"),
+                            "Thresholds without defective samples: test image F1 at the self-validation threshold")  # fmt: skip
     (output / "README.md").write_text("\n".join(lines) + "\n")
     figure = Figure(figsize=(4 * len(categories), 3.2))
     for index, category in enumerate(categories, start=1):

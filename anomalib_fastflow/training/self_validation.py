@@ -11,7 +11,6 @@ only the flows' forward pass.
 """
 
 import hashlib
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,7 +22,7 @@ from torch.nn import functional as F
 
 from ..metrics import auroc
 from .synthetic_defects import FAMILIES, draw_defect
-from .views import common_folder
+from .views import common_folder, relative_key
 
 
 @dataclass(frozen=True)
@@ -53,12 +52,6 @@ class SelfValidationScores:
         )
 
 
-def relative_keys(paths: list[str], root: Path | None = None) -> list[str]:
-    """Each path relative to ``root`` (default: the paths' common folder), with ``/``."""
-    root = root or common_folder(paths)
-    return [Path(os.path.relpath(path, root)).as_posix() for path in paths]
-
-
 def held_out_indices(paths: list[str], count: int, seed: int) -> list[int]:
     """The indices of the ``count`` images held out of training: the lowest of a hash of
     ``(seed, path relative to the images' common folder)``, in index order.
@@ -69,7 +62,8 @@ def held_out_indices(paths: list[str], count: int, seed: int) -> list[int]:
     if count >= len(paths):
         msg = f"self_validation={count} would hold out all {len(paths)} training images; hold out fewer."
         raise ValueError(msg)
-    keys = relative_keys(paths)
+    root = common_folder(paths)
+    keys = [relative_key(path, root) for path in paths]
     def rank(index: int) -> bytes:  # a real hash: CRC32's linearity kept the order across seeds
         return hashlib.blake2b(f"{seed}/{keys[index]}".encode(), digest_size=8).digest()
 
@@ -105,7 +99,8 @@ class SelfValidationSet:
         paths = [str(path) for path in dataset.samples["image_path"]]
         held = held_out_indices(paths, count, seed)
         kept = [index for index in range(len(paths)) if index not in set(held)]
-        keys = relative_keys([paths[index] for index in held], common_folder(paths))
+        root = common_folder(paths)
+        keys = [relative_key(paths[index], root) for index in held]
         images = [dataset[index].image.float() for index in held]
         return dataset.subsample(kept), cls(images, keys)
 

@@ -115,9 +115,7 @@ class TrainingViews:
 
     def key(self, path: str) -> str:
         """The name an image's views are drawn from: its path relative to ``root``, with ``/``."""
-        if self.root is None:
-            return path
-        return Path(os.path.relpath(path, self.root)).as_posix()
+        return path if self.root is None else relative_key(path, self.root)
 
     def _draw(self, path: str, view: int) -> tuple[bool, bool, int, bool]:
         """(horizontal flip, vertical flip, quarter turns, small affine) of ``view`` of the image."""
@@ -151,6 +149,11 @@ class TrainingViews:
                 image, _ = disturb(image, None, params, "reflect", AFFINE_RANGES.interpolation)
             transformed.append(image)
         return torch.stack(transformed)
+
+
+def relative_key(path: str, root: Path) -> str:
+    """``path`` relative to ``root``, with ``/``: the same name wherever the dataset lives."""
+    return Path(os.path.relpath(path, root)).as_posix()
 
 
 def common_folder(paths: Sequence[str]) -> Path | None:
