@@ -26,9 +26,9 @@ from .benchmark.epoch_time import format_epoch_times, measure_epoch_times, write
 from .benchmark.grid import BenchmarkConfig, run_grid
 from .benchmark.report import provenance, write_report
 from .benchmark.versus_anomalib import compare_with_anomalib_fastflow
-from .data import MVTec, build_demo_dataset
+from .data import MVTec
 from .data.arrays import split_arrays
-from .data.demo import CATEGORIES
+from .data.demo import ALL_CATEGORIES, CATEGORIES, build_demo_categories
 from .data.disturbed import Disturbance, write_disturbed_copy
 from .export import (
     FORMATS,
@@ -65,13 +65,14 @@ def demo(
     Args:
         root: Where the demo dataset is written (MVTec AD layout).
         output: Where results, checkpoints and heatmaps go.
-        categories: Demo categories to run (textures and objects).
+        categories: Demo categories to run: textures and objects (the default), or the
+            production-line parts (``gear``, ``nut``, ``label``, ``board``; ``data.line``).
         backbone: timm backbone name; the default needs no download.
         max_epochs: Training epochs per category (None: FastFlow's default budget).
         batch_size: Training and evaluation batch size.
         seed: Seed for the data and the training.
     """
-    build_demo_dataset(root, categories, seed=seed)
+    build_demo_categories(root, categories, seed=seed)
     rows: list[dict[str, float | str]] = []
     for category in categories:
         seed_everything(seed, workers=True)
@@ -116,9 +117,19 @@ def demo(
     return rows
 
 
-def build_demo_data(root: Path = Path("datasets/demo"), seed: int = 0) -> Path:
-    """Write the demo dataset (MVTec AD layout) under ``root`` and return it."""
-    return build_demo_dataset(root, seed=seed)
+def build_demo_data(
+    root: Path = Path("datasets/demo"), categories: list[str] = list(ALL_CATEGORIES), seed: int = 0
+) -> Path:
+    """Write the demo dataset (MVTec AD layout) under ``root`` and return it.
+
+    Args:
+        root: Dataset root.
+        categories: The aligned textures and objects (``brick``, ``grass``, ``gravel``, ``cup``,
+            ``retina``) and the production-line parts with pose and light nuisance (``gear``,
+            ``nut``, ``label``, ``board``); all by default.
+        seed: Seed of every image drawn.
+    """
+    return build_demo_categories(root, categories, seed=seed)
 
 
 def configs(names: list[str] | None = None, output: Path | None = None) -> list[Path]:

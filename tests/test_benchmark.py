@@ -134,12 +134,13 @@ def test_grid_records_failures_resumes_and_reports(tiny_dataset: Path, tmp_path:
 
 def test_cli_commands_have_their_documented_names(tmp_path: Path, monkeypatch) -> None:
     from anomalib_fastflow import cli
+    from anomalib_fastflow.data.demo import ALL_CATEGORIES
 
     monkeypatch.setattr("sys.argv", ["anomalib-fastflow", "build-demo-data", "--root", str(tmp_path / "demo")])
     calls = []
-    monkeypatch.setattr(cli, "build_demo_dataset", lambda root, seed: calls.append((root, seed)) or root)
+    monkeypatch.setattr(cli, "build_demo_categories", lambda root, categories, seed: calls.append((root, categories, seed)) or root)
     cli.main()
-    assert calls == [(tmp_path / "demo", 0)]
+    assert calls == [(tmp_path / "demo", list(ALL_CATEGORIES), 0)]
 
 
 @pytest.mark.slow

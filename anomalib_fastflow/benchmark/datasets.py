@@ -8,9 +8,9 @@ import numpy as np
 from anomalib.data import AnomalibDataModule
 from lightning.pytorch.trainer.states import TrainerFn
 
-from ..data import BTAD, CIFAR10, MVTec, build_demo_dataset
+from ..data import BTAD, CIFAR10, MVTec
 from ..data.arrays import dataset_arrays, split_arrays
-from ..data.demo import TEXTURES
+from ..data.demo import TEXTURES, build_demo_categories
 
 
 @dataclass
@@ -18,7 +18,8 @@ class DataSpec:
     """A dataset and the categories to run.
 
     Attributes:
-        name: ``demo`` (built under ``root`` when missing), ``MVTec`` or ``BTAD`` (downloaded by
+        name: ``demo`` (built under ``root`` when missing; the aligned textures and objects and
+            the production-line parts), ``MVTec`` or ``BTAD`` (downloaded by
             anomalib when ``root/category`` is missing and a network is there), or ``CIFAR10``
             one-class (``root`` holds ``cifar-10-batches-py``; image AUROC only, no masks).
         root: Dataset root folder.
@@ -42,7 +43,7 @@ class DataSpec:
             ValueError: ``train_images`` is not between 1 and the number of training images.
         """
         if self.name == "demo" and not (Path(self.root) / category).is_dir():
-            build_demo_dataset(self.root, [category], seed=seed)
+            build_demo_categories(self.root, [category], seed=seed)
         loading = {"train_batch_size": self.batch_size, "eval_batch_size": self.batch_size, "num_workers": 0}
         if self.name == "CIFAR10":
             datamodule = CIFAR10(root=self.root, normal_class=category, seed=seed, **loading)

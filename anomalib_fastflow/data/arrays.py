@@ -1,11 +1,13 @@
-"""A test or training split as one array batch, for export parity checks, calibration and timing."""
+"""Images as arrays: a split as one array batch (export parity checks, calibration, timing), and one array written as an image file."""
 
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
 import torch
 from anomalib.data.datasets import MVTecADDataset
 from anomalib.data.datasets.base import AnomalibDataset
+from PIL import Image
 from torchvision.transforms.v2.functional import resize
 
 
@@ -34,3 +36,32 @@ def split_arrays(root: str | Path, category: str, split: str, size: tuple[int, i
         msg = f"No {split} images found in {Path(root) / category}"
         raise ValueError(msg)
     return dataset_arrays(dataset, size)
+
+
+def save_image(image: np.ndarray, path: Path) -> None:
+    """Write ``(H, W, 3)`` or ``(H, W)`` values in ``[0, 1]`` as an 8-bit PNG, creating its folder."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(np.clip(image * 255 + 0.5, 0, 255).astype(np.uint8)).save(path)
+
+
+def write_category(
+    folder: Path,
+    normal: Callable[[], np.ndarray],
+    defective: Callable[[str, int], tuple[np.ndarray, np.ndarray]],
+    kinds: Sequence[str],
+    num_train: int,
+    num_test_good: int,
+    num_test_per_defect: int,
+) -> None:
+    """Write one category in MVTec AD layout under ``folder``, drawing images in this order:
+    ``train/good/000.png`` ... from ``normal()``, ``test/good/...`` likewise, then per kind
+    ``test/<kind>/000.png`` and ``ground_truth/<kind>/000_mask.png`` from ``defective(kind, index)``."""
+    for i in range(num_train):
+        save_image(normal(), folder / "train" / "good" / f"{i:03d}.png")
+    for i in range(num_test_good):
+        save_image(normal(), folder / "test" / "good" / f"{i:03d}.png")
+    for kind in kinds:
+        for i in range(num_test_per_defect):
+            image, mask = defective(kind, i)
+            save_image(image, folder / "test" / kind / f"{i:03d}.png")
+            save_image(mask.astype(np.float32), folder / "ground_truth" / kind / f"{i:03d}_mask.png")

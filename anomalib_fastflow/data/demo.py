@@ -16,15 +16,21 @@ blot), ``hole`` (a dark ellipse with soft edges) and ``foreign`` (a patch of ano
 Object defects (``OBJECT_DEFECTS``) are subtler: ``scratch`` (a faint stroke), ``misplaced`` (a
 piece of the object's own surface from elsewhere), ``missing`` (a part showing the background)
 and ``tint`` (a small, faint discolouration).
+
+The production-line parts (``data.line``: drawn parts with pose, light and camera nuisance and
+defect kinds of their own) are demo categories too: ``build_demo_categories`` writes any of
+``ALL_CATEGORIES`` with each set's own defaults.
 """
 
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 from skimage import data as skdata
 from skimage import draw, filters, transform
+
+from . import line
+from .arrays import write_category
 
 TEXTURES: dict[str, Callable[[], np.ndarray]] = {
     "brick": skdata.brick,
@@ -36,6 +42,7 @@ OBJECTS: dict[str, Callable[[], np.ndarray]] = {
     "retina": skdata.retina,  # a fundus photograph: a bright disc on black
 }
 CATEGORIES = (*TEXTURES, *OBJECTS)
+ALL_CATEGORIES = (*CATEGORIES, *line.CATEGORIES)
 TEXTURE_DEFECTS = ("scratch", "stain", "hole", "foreign")
 OBJECT_DEFECTS = ("scratch", "misplaced", "missing", "tint")
 
@@ -145,11 +152,6 @@ def _add_object_defect(
     raise ValueError(msg)
 
 
-def _save(image: np.ndarray, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(np.clip(image * 255 + 0.5, 0, 255).astype(np.uint8)).save(path)
-
-
 def defect_kinds(category: str) -> tuple[str, ...]:
     """The defect kinds of a demo category's test split."""
     return OBJECT_DEFECTS if category in OBJECTS else TEXTURE_DEFECTS
@@ -211,14 +213,26 @@ def build_demo_dataset(
         rng = np.random.default_rng([seed, CATEGORIES.index(category)])
         make_sampler = _object_sampler if category in OBJECTS else _texture_sampler
         normal, defective = make_sampler(category, image_size, rng)
-        folder = root / category
-        for i in range(num_train):
-            _save(normal(), folder / "train" / "good" / f"{i:03d}.png")
-        for i in range(num_test_good):
-            _save(normal(), folder / "test" / "good" / f"{i:03d}.png")
-        for kind in defect_kinds(category):
-            for i in range(num_test_per_defect):
-                image, mask = defective(kind, i)
-                _save(image, folder / "test" / kind / f"{i:03d}.png")
-                _save(mask.astype(np.float32), folder / "ground_truth" / kind / f"{i:03d}_mask.png")
+        kinds = defect_kinds(category)
+        write_category(root / category, normal, defective, kinds, num_train, num_test_good, num_test_per_defect)
     return root
+
+
+def build_demo_categories(root: str | Path, categories: Sequence[str] = ALL_CATEGORIES, seed: int = 0) -> Path:
+    """Write any demo categories, aligned (``CATEGORIES``) or production-line (``line.CATEGORIES``),
+    each set with its own default sizes; return ``root``.
+
+    Raises:
+        ValueError: An unknown category.
+    """
+    unknown = sorted(set(categories) - set(ALL_CATEGORIES))
+    if unknown:
+        msg = f"Unknown demo categories {unknown}; choose from {list(ALL_CATEGORIES)}."
+        raise ValueError(msg)
+    aligned = [category for category in categories if category in CATEGORIES]
+    parts = [category for category in categories if category in line.CATEGORIES]
+    if aligned:
+        build_demo_dataset(root, aligned, seed=seed)
+    if parts:
+        line.build_line_dataset(root, parts, seed=seed)
+    return Path(root)
