@@ -9,7 +9,7 @@ augmentation (``training.views``).
 
 import math
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 import numpy as np
@@ -40,6 +40,15 @@ class Disturbance:
     max_translation: float = 0.15
     fill: Fill = "mean"
     interpolation: Interpolation = "bicubic"
+
+    def scaled(self, factor: float) -> "Disturbance":
+        """The same kind of transform with every range times ``factor`` (the zoom's on a log scale)."""
+        return replace(
+            self,
+            zoom_ratio=self.zoom_ratio**factor,
+            max_rotation=self.max_rotation * factor,
+            max_translation=self.max_translation * factor,
+        )
 
 
 @dataclass(frozen=True)

@@ -28,6 +28,7 @@ from .backbones import OFFLINE_BACKBONE, PRETRAINED_WEIGHTS, normalization, reso
 from .checkpoint import check_fastflow_checkpoint, check_network_fits, take_own_metric_state, warn_if_scoring_differs
 from .data.checks import DataCheck
 from .loss import negative_log_likelihood
+from .norm import NormAffine
 from .torch_model import FastFlowModel
 from .training.callback import FastFlowTraining
 from .training.schedule import budget_one_cycle, cyclic_one_cycle
@@ -59,6 +60,9 @@ class FastFlow(AnomalibModule):
             paper; 4 as anomalib's PatchCore and CFlow, chosen in ``docs/scoring_study.md``); the
             image score is taken before smoothing.
         top_k_fraction: Image score = mean of this fraction of top pixels; 0 takes the maximum.
+        norm_affine: Learned affine of the per-scale norm in front of each flow: per ``position``
+            (the paper's ``LayerNorm([C, H, W])``, which ties what is normal to where it sits) or
+            per ``channel`` (measured on parts placed by hand in ``docs/nuisance/``).
         augmentation: Training views: ``auto`` (the paper's flips and rotations where the category
             allows them, see ``training.views.SAFE_AUGMENTATIONS``; none for unknown categories),
             ``paper`` (always) or ``none``.
@@ -67,6 +71,8 @@ class FastFlow(AnomalibModule):
             rotation (+-15 degrees) and shift (+-15%), mirrored at the borders and resampled
             bicubically, as the paper's non-aligned test sets have (0: off); for parts that are
             not perfectly aligned (measured in ``docs/disturbed.md``).
+        affine_scale: Ranges of those views as a multiple of the paper's (0.25: about a part placed
+            by hand under a fixed camera, ``docs/nuisance/``).
         cache_features: Compute each view's backbone features once and train from the cache
             (batches of cached views are then not read from disk).
         cache_memory_gb: Memory for cached features (half precision) per process; the rest goes
@@ -110,9 +116,11 @@ class FastFlow(AnomalibModule):
         fusion: Fusion = "mean",
         smoothing_sigma: float = 4.0,
         top_k_fraction: float = 0.0,
+        norm_affine: NormAffine = "position",
         augmentation: AugmentationChoice = "auto",
         augmentation_views: int = 4,
         affine_augmentation: float = 0.0,
+        affine_scale: float = 1.0,
         cache_features: bool = True,
         cache_memory_gb: float = 4.0,
         lr: float = 5e-3,
@@ -159,11 +167,13 @@ class FastFlow(AnomalibModule):
             fusion=fusion,
             smoothing_sigma=smoothing_sigma,
             top_k_fraction=top_k_fraction,
+            norm_affine=norm_affine,
         )
         self.training_callback = FastFlowTraining(
             augmentation,
             augmentation_views,
             affine_augmentation,
+            affine_scale,
             cache_bytes=int(cache_memory_gb * 2**30) if cache_features else None,
             self_validation=self_validation,
         )

@@ -3,7 +3,8 @@
 Data path for a batch of pre-processed images ``(N, 3, H, W)``:
 
 1. ``FeatureExtractor``: frozen timm backbone, one ``(N, C_i, H_i, W_i)`` map per scale;
-2. ``LayerNorm`` over ``(C_i, H_i, W_i)`` per scale, trainable (as the paper's reference code);
+2. a norm over ``(C_i, H_i, W_i)`` per scale with a trainable affine per position (the paper's
+   ``LayerNorm``) or per channel (``norm.build_norm``);
 3. one 2D flow per scale: latents ``z_i`` and log-determinants ``(N,)``;
 4. training returns those for the loss; inference turns the latents into an anomaly map
    ``(N, 1, H, W)``, scores each image ``(N,)`` from it, and smooths the map it returns in
@@ -19,6 +20,7 @@ from torch import nn
 from .anomaly_map import AnomalyMapGenerator, Fusion, Likelihood, image_score, smooth_map
 from .backbones import FeatureExtractor
 from .flow import build_flow
+from .norm import NormAffine, build_norm
 
 
 class FastFlowModel(nn.Module):
@@ -38,6 +40,8 @@ class FastFlowModel(nn.Module):
         smoothing_sigma: Gaussian smoothing of the returned anomaly map, in input pixels (0: none);
             the image score is taken before smoothing.
         top_k_fraction: Image score = mean of this fraction of top pixels (0: the maximum).
+        norm_affine: The per-scale norm's learned affine: per ``position`` (the paper's
+            ``LayerNorm([C, H, W])``) or per ``channel``, shared by all positions.
     """
 
     def __init__(
@@ -54,6 +58,7 @@ class FastFlowModel(nn.Module):
         fusion: Fusion = "mean",
         smoothing_sigma: float = 4.0,
         top_k_fraction: float = 0.0,
+        norm_affine: NormAffine = "position",
     ) -> None:
         super().__init__()
         if smoothing_sigma < 0:
@@ -61,7 +66,7 @@ class FastFlowModel(nn.Module):
             raise ValueError(msg)
         self.feature_extractor = FeatureExtractor(backbone, layers, weights, input_size, final_norm)
         self.feature_shapes = self.feature_extractor.feature_shapes(input_size)
-        self.norms = nn.ModuleList(nn.LayerNorm(list(shape)) for shape in self.feature_shapes)
+        self.norms = nn.ModuleList(build_norm(shape, norm_affine) for shape in self.feature_shapes)
         self.flows = nn.ModuleList(
             build_flow(shape, flow_steps, conv3x3_only, hidden_ratio) for shape in self.feature_shapes
         )

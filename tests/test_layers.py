@@ -21,6 +21,7 @@ LAYERS = {
     "torch_model": 3,
     "anomaly_map": 3,
     "loss": 3,
+    "norm": 3,
     "training": 4,
     "lightning_model": 5,
     "export": 6,

@@ -48,6 +48,7 @@ class FastFlowTraining(Callback):
             category allows them, ``views.SAFE_AUGMENTATIONS``), ``paper`` or ``none``.
         augmentation_views: Fixed views per training image when augmenting (view 0 is the image).
         affine_augmentation: Probability that a view also gets a small random zoom, rotation and shift.
+        affine_scale: Their ranges as a multiple of the paper's (``views.AFFINE_RANGES``).
         cache_bytes: Memory for cached features per process (the rest spills to disk); ``None``
             computes the backbone every time.
         self_validation: Normal training images held out for the label-free estimate (0: none).
@@ -63,6 +64,7 @@ class FastFlowTraining(Callback):
         augmentation: AugmentationChoice = "auto",
         augmentation_views: int = 4,
         affine_augmentation: float = 0.0,
+        affine_scale: float = 1.0,
         cache_bytes: int | None = 4 * 2**30,
         self_validation: int = 0,
         seed: int = 0,
@@ -73,6 +75,9 @@ class FastFlowTraining(Callback):
         if not 0 <= affine_augmentation <= 1:
             msg = f"affine_augmentation={affine_augmentation}: a probability must be in [0, 1]."
             raise ValueError(msg)
+        if affine_scale <= 0:
+            msg = f"affine_scale={affine_scale}: the affine views' ranges must be a positive multiple of the paper's."
+            raise ValueError(msg)
         if augmentation_views < 1:
             msg = f"augmentation_views must be at least 1, got {augmentation_views}."
             raise ValueError(msg)
@@ -80,6 +85,7 @@ class FastFlowTraining(Callback):
         self.augmentation = augmentation
         self.augmentation_views = augmentation_views
         self.affine_augmentation = affine_augmentation
+        self.affine_scale = affine_scale
         self.cache_bytes = cache_bytes
         self.self_validation = self_validation
         self.seed = seed
@@ -124,7 +130,7 @@ class FastFlowTraining(Callback):
                 self.cycle_epochs = set_default_budget(trainer, batches, MAX_CYCLES)
                 self._best = None
         augmentation = resolve_augmentation(
-            self.augmentation, getattr(datamodule, "category", None), self.affine_augmentation
+            self.augmentation, getattr(datamodule, "category", None), self.affine_augmentation, self.affine_scale
         )
         self.view_features = ViewFeatures.for_fit(
             datamodule,

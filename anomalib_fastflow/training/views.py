@@ -40,12 +40,15 @@ class Augmentation:
         vflip: Vertical flip probability (paper: 0.3).
         rotation: Probability of a rotation by 90, 180 or 270 degrees (paper: 0.7).
         affine: Probability of a small random zoom, rotation and shift (``AFFINE_RANGES``).
+        affine_scale: Their ranges as a multiple of ``AFFINE_RANGES`` (0.25: +-3.75 degrees,
+            +-3.75% shift, zoom 0.96-1.04, about how far a part placed by hand moves).
     """
 
     hflip: float = 0.0
     vflip: float = 0.0
     rotation: float = 0.0
     affine: float = 0.0
+    affine_scale: float = 1.0
 
     @property
     def enabled(self) -> bool:
@@ -74,19 +77,20 @@ SAFE_AUGMENTATIONS: dict[str, Augmentation] = {
 
 
 def resolve_augmentation(
-    choice: AugmentationChoice, category: str | None, affine: float = 0.0
+    choice: AugmentationChoice, category: str | None, affine: float = 0.0, affine_scale: float = 1.0
 ) -> Augmentation:
     """The augmentation for ``choice`` (``auto``: the safe default of ``category``, none if unknown),
-    with small affine views at probability ``affine``.
+    with small affine views at probability ``affine``, their ranges ``affine_scale`` times ``AFFINE_RANGES``.
 
     Raises:
         ValueError: ``choice`` is not one of auto, paper or none.
     """
     choices = {"paper": PAPER_AUGMENTATION, "none": NO_AUGMENTATION}
+    affine_views = {"affine": affine, "affine_scale": affine_scale}
     if choice == "auto":
-        return replace(SAFE_AUGMENTATIONS.get(category or "", NO_AUGMENTATION), affine=affine)
+        return replace(SAFE_AUGMENTATIONS.get(category or "", NO_AUGMENTATION), **affine_views)
     if choice in choices:
-        return replace(choices[choice], affine=affine)
+        return replace(choices[choice], **affine_views)
     msg = f"augmentation={choice!r} is not one of 'auto', 'paper', 'none'."
     raise ValueError(msg)
 
@@ -145,7 +149,7 @@ class TrainingViews:
             image = image.rot90(turns, dims=(-2, -1))
             if affine:
                 key = f"{self.seed}/{self.key(path)}/{view}/affine"
-                params = draw_params(AFFINE_RANGES, tuple(image.shape[-2:]), key)
+                params = draw_params(AFFINE_RANGES.scaled(self.augmentation.affine_scale), tuple(image.shape[-2:]), key)
                 image, _ = disturb(image, None, params, "reflect", AFFINE_RANGES.interpolation)
             transformed.append(image)
         return torch.stack(transformed)
