@@ -70,13 +70,15 @@ def _aurocs(output: str) -> tuple[float, float]:
 
 @pytest.mark.slow
 def test_ddp_with_two_cpu_processes_trains_as_well_as_one(tmp_path: Path) -> None:
-    """Lightning's DDP (gloo, two CPU processes), each caching the samples of its own shard."""
+    """Lightning's DDP (gloo, two CPU processes), each caching the samples of its own shard, with
+    self-validation: the held-out images are in neither shard, and each process scores all of them."""
     root = build_demo_dataset(tmp_path / "data", ["brick"], image_size=128, num_train=32, seed=2)
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     common = [
         str(Path(sys.executable).with_name("anomalib")), "train", "--model", "anomalib_fastflow.FastFlow",
         "--data", "MVTec", "--data.root", str(root), "--data.category", "brick", "--data.num_workers", "0",
         "--trainer.max_epochs", "8", "--trainer.accelerator", "cpu", "--seed_everything", "0",
+        "--model.self_validation", "4",
     ]  # fmt: skip
     # The same effective batch (8) and so the same optimizer steps: 8 per step in one process, 4 in each of two.
     one_process = ["--data.train_batch_size", "8"]
@@ -103,8 +105,12 @@ def test_ddp_with_two_cpu_processes_trains_as_well_as_one(tmp_path: Path) -> Non
             r"Feature cache of process (\d+): (\d+) samples of (\d+) images", results["ddp"][1]
         )
     }
-    # Each process: the same 16 of the 32 images in all 8 epochs (its fixed shard), 4 views of each.
-    assert caches == {"0": (64, 16), "1": (64, 16)}, caches
+    # Each process: the same 14 of the 28 images left for training in all 8 epochs (its fixed shard), 4 views of each.
+    assert caches == {"0": (56, 14), "1": (56, 14)}, caches
+    for name in ("one", "ddp"):
+        assert "Self-validation estimate: image AUROC" in results[name][1]
+        assert "(on 4 held-out normal training images" in results[name][1]
+        assert "thresholds and normalisation fitted on the self-validation set (4 held-out" in results[name][1]
 
 
 def test_fixed_shards_partition_the_data_and_keep_it_across_epochs() -> None:
