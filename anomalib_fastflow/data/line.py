@@ -262,7 +262,10 @@ def _surface(image: np.ndarray, part_mask: np.ndarray, amplitude: float, rng: np
 
 def _place(part_mask: np.ndarray, rng: np.random.Generator, margin: int) -> np.ndarray:
     """A random point ``(row, column)`` on the part, at least ``margin`` pixels inside it."""
-    inside = ndimage.binary_erosion(part_mask, iterations=margin)
+    if margin < 1:  # scipy erodes until nothing changes when given 0 iterations
+        inside = part_mask
+    else:
+        inside = ndimage.binary_erosion(part_mask, iterations=margin)
     candidates = np.argwhere(inside if inside.any() else part_mask)
     return candidates[rng.integers(len(candidates))].astype(float)
 
