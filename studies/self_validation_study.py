@@ -8,8 +8,10 @@ with synthetic defects) and, as a measurement only, the test split's image AUROC
 run without self-validation (all training images), to see what holding them out costs. With
 ``--adaptive``, also per category: no budget given, without self-validation (the default budget)
 and with it (the adaptive budget), the test image AUROC after each (``adaptive.csv``). With
-``--thresholds``, the test image F1 at the threshold fitted on the self-validation set against
-the best F1 on the test labels, after 25 epochs (``thresholds.csv``). Writes
+``--thresholds``, the test image F1 at the threshold each rule of ``training.thresholds`` puts on
+the self-validation set's scores, against the best F1 on the test labels, after 25 epochs
+(``thresholds.csv``; the raw scores in ``<results>/threshold_scores/``; ``--no-curves`` runs only
+these). Writes
 ``runs.csv`` (one row per category, seed, epoch), ``README.md`` (rank correlation of the estimate
 with the test AUROC across epochs, per category and pooled; final AUROCs with and without the
 held-out images) and ``curves.png`` (the estimate beside the test curve per category).
@@ -18,19 +20,24 @@ held-out images) and ``curves.png`` (the estimate beside the test curve per cate
 import argparse
 import time
 from pathlib import Path
+from typing import get_args
 
+import numpy as np
 import torch
 from anomalib.engine import Engine
 from matplotlib.figure import Figure
 from scipy.stats import spearmanr
 from torchmetrics.functional.classification import binary_f1_score, binary_precision_recall_curve
 
-from anomalib_fastflow import FastFlow, MVTec, build_demo_dataset
+from anomalib_fastflow import FastFlow, MVTec
 from anomalib_fastflow.benchmark.measure import EpochRecorder, dataloader_image_auroc
 from anomalib_fastflow.benchmark.report import provenance
 from anomalib_fastflow.benchmark.results_table import ResultsTable
 from anomalib_fastflow.benchmark.training import seeded
-from anomalib_fastflow.data.demo import CATEGORIES
+from anomalib_fastflow.data.demo import ALL_CATEGORIES, CATEGORIES, build_demo_categories
+from anomalib_fastflow.data.line import CATEGORIES as LINE_CATEGORIES
+from anomalib_fastflow.training.self_validation import SelfValidationSet
+from anomalib_fastflow.training.thresholds import ThresholdRule, image_threshold
 
 FIELDS = (
     "category",
@@ -92,7 +99,8 @@ def adaptive_run(root: Path, category: str, seed: int, held_out: int, results: P
     }  # fmt: skip
 
 
-THRESHOLD_FIELDS = ("category", "seed", "epochs", "F1_at_self_validation_threshold", "F1_at_test_optimal_threshold", "ratio")
+THRESHOLD_FIELDS = ("category", "seed", "epochs", "rule", "threshold", "F1_at_self_validation_threshold",
+                    "F1_at_test_optimal_threshold", "ratio")  # fmt: skip
 
 
 @torch.no_grad()
@@ -106,22 +114,40 @@ def test_scores(model: FastFlow, dataloader: torch.utils.data.DataLoader) -> tup
     return torch.cat(scores), torch.cat(labels).int()
 
 
-def threshold_run(root: Path, category: str, seed: int, held_out: int, epochs: int, results: Path) -> dict[str, object]:
-    """Test image F1 at the threshold fitted on the self-validation set, against the best F1 any
-    threshold reaches on the test labels (a reference no user has)."""
+def threshold_run(root: Path, category: str, seed: int, held_out: int, epochs: int, results: Path) -> list[dict[str, object]]:
+    """Train with self-validation, score its held-out set and the test split, keep the raw scores in
+    ``<results>/threshold_scores/<category>_<seed>.pt`` and return ``threshold_rows`` of them."""
     datamodule = MVTec(root=root, category=category, train_batch_size=8, eval_batch_size=8, num_workers=0, seed=seed)
     model = seeded(lambda: FastFlow(self_validation=held_out), seed)
     engine = Engine(max_epochs=epochs, default_root_dir=results / f"{category}_thresholds", logger=False, limit_val_batches=0)
     engine.fit(model, datamodule=datamodule)
-    scores, labels = test_scores(model, datamodule.test_dataloader())
-    predicted = (scores >= model.post_processor._image_threshold).int()  # raw scores: the threshold's own scale
-    at_threshold = float(binary_f1_score(predicted, labels))
-    precision, recall, _ = binary_precision_recall_curve(scores, labels)
+    _, validation_set = SelfValidationSet.hold_out(datamodule.train_data, held_out, 0)  # the set the fit held out
+    validation_set.cache_features(model.pre_processor.transform, model.model.feature_extractor)
+    validation = validation_set.predict(model.model)
+    test, labels = test_scores(model, datamodule.test_dataloader())
+    scores = {"validation_scores": validation.pred_score.flatten(), "validation_labels": validation.gt_label,
+              "test_scores": test, "test_labels": labels}  # fmt: skip
+    (results / "threshold_scores").mkdir(parents=True, exist_ok=True)
+    torch.save(scores, results / "threshold_scores" / f"{category}_{seed}.pt")
+    return threshold_rows(category, seed, epochs, scores)
+
+
+def threshold_rows(category: str, seed: int, epochs: int, scores: dict[str, torch.Tensor]) -> list[dict[str, object]]:
+    """Test image F1 at the threshold each ``thresholds.ThresholdRule`` puts on the self-validation
+    scores, against the best F1 any threshold reaches on the test labels (a reference no user has)."""
+    test, labels = scores["test_scores"], scores["test_labels"]
+    precision, recall, _ = binary_precision_recall_curve(test, labels)
     best = float((2 * precision * recall / (precision + recall).clamp_min(1e-12)).max())
-    return {
-        "category": category, "seed": seed, "epochs": epochs, "F1_at_self_validation_threshold": f"{at_threshold:.4f}",
-        "F1_at_test_optimal_threshold": f"{best:.4f}", "ratio": f"{at_threshold / best:.3f}",
-    }  # fmt: skip
+    rows = []
+    for rule in get_args(ThresholdRule):
+        threshold = image_threshold(scores["validation_scores"], scores["validation_labels"], rule)
+        at_threshold = float(binary_f1_score((test > threshold).int(), labels))  # anomalib's score > threshold
+        rows.append({
+            "category": category, "seed": seed, "epochs": epochs, "rule": rule, "threshold": f"{threshold:.6g}",
+            "F1_at_self_validation_threshold": f"{at_threshold:.4f}", "F1_at_test_optimal_threshold": f"{best:.4f}",
+            "ratio": f"{at_threshold / best:.3f}",
+        })  # fmt: skip
+    return rows
 
 
 def _table_section(path: Path, fields: tuple[str, ...], key: tuple[str, ...], title: str) -> list[str]:
@@ -134,13 +160,49 @@ def _table_section(path: Path, fields: tuple[str, ...], key: tuple[str, ...], ti
 
 
 def report(rows: list[dict[str, str]], output: Path, program: str) -> None:
-    """Rank correlations, the cost of holding out, and the curves."""
-    categories = sorted({row["category"] for row in rows}, key=list(CATEGORIES).index)
+    """Rank correlations, the cost of holding out, and the curves (from ``rows``, if any); the
+    adaptive-budget and threshold tables (if measured)."""
+    lines = ["# Self-validation: does the label-free estimate track the test AUROC?", "", provenance(program)]
+    if rows:
+        lines += _correlation_section(rows)
+        _plot_curves(rows, output / "curves.png")
+    lines += _table_section(output / "adaptive.csv", ADAPTIVE_FIELDS, ("category", "seed", "budget"),
+                            "No budget given: the default budget against the adaptive one")  # fmt: skip
+    lines += _threshold_summary(output / "thresholds.csv")
+    (output / "README.md").write_text("\n".join(lines) + "\n")
+
+
+def _threshold_summary(path: Path) -> list[str]:
+    """Per category, the test F1 at each rule's threshold / the test-optimal F1, mean over seeds."""
+    if not path.exists():
+        return []
+    rows = ResultsTable(path, THRESHOLD_FIELDS, ("category", "seed", "epochs", "rule")).rows
+    rules = get_args(ThresholdRule)
+    categories = sorted({row["category"] for row in rows}, key=list(ALL_CATEGORIES).index)
+    lines = ["", "## Thresholds without defective samples", "",
+             "Test image F1 at the threshold each rule (`training.thresholds`) puts on the self-validation "
+             "set's scores after 25 epochs, as a fraction of the best F1 any threshold reaches on the test labels; "
+             f"mean over seeds (rows in `{path.name}`).", "",
+             "| category | seeds | " + " | ".join(rules) + " |", "|---|---|" + "---|" * len(rules)]  # fmt: skip
+    means = {(category, rule): float(np.mean([float(row["ratio"]) for row in rows
+                                              if row["category"] == category and row["rule"] == rule]))
+             for category in categories for rule in rules}  # fmt: skip
+    for category in categories:
+        seeds = ",".join(sorted({row["seed"] for row in rows if row["category"] == category}))
+        lines.append(f"| {category} | {seeds} | " + " | ".join(f"{means[category, rule]:.3f}" for rule in rules) + " |")
+    for name, family in (("aligned demo", CATEGORIES), ("production-line parts", LINE_CATEGORIES)):
+        chosen = [category for category in categories if category in family]
+        if chosen:
+            lowest = (min(means[category, rule] for category in chosen) for rule in rules)
+            lines.append(f"| **lowest, {name}** | | " + " | ".join(f"**{value:.3f}**" for value in lowest) + " |")
+    return lines
+
+
+def _correlation_section(rows: list[dict[str, str]]) -> list[str]:
+    """Per category and seed: the estimate's rank correlation with the test AUROC across epochs."""
+    categories = sorted({row["category"] for row in rows}, key=list(ALL_CATEGORIES).index)
     held = [row for row in rows if row["held_out"] != "0"]
     lines = [
-        "# Self-validation: does the label-free estimate track the test AUROC?",
-        "",
-        provenance(program),
         "",
         "Spearman rank correlation across epochs between the self-validation image AUROC (or its",
         "pixel AUROC, or one defect family's image AUROC) and the test image AUROC; final (last-epoch) AUROCs with and without",
@@ -172,11 +234,13 @@ def report(rows: list[dict[str, str]], output: Path, program: str) -> None:
         f"Pooled over categories and epochs: rho = {spearmanr(pooled_self, pooled_test).statistic:.2f} (image "
         f"estimate), {spearmanr(pooled_pixel, pooled_test).statistic:.2f} (pixel estimate).",
     ]
-    lines += _table_section(output / "adaptive.csv", ADAPTIVE_FIELDS, ("category", "seed", "budget"),
-                            "No budget given: the default budget against the adaptive one")  # fmt: skip
-    lines += _table_section(output / "thresholds.csv", THRESHOLD_FIELDS, ("category", "seed", "epochs"),
-                            "Thresholds without defective samples: test image F1 at the self-validation threshold")  # fmt: skip
-    (output / "README.md").write_text("\n".join(lines) + "\n")
+    return lines
+
+
+def _plot_curves(rows: list[dict[str, str]], path: Path) -> None:
+    """The estimate beside the test curve, one panel per category."""
+    categories = sorted({row["category"] for row in rows}, key=list(ALL_CATEGORIES).index)
+    held = [row for row in rows if row["held_out"] != "0"]
     figure = Figure(figsize=(4 * len(categories), 3.2))
     for index, category in enumerate(categories, start=1):
         axes = figure.add_subplot(1, len(categories), index)
@@ -193,7 +257,7 @@ def report(rows: list[dict[str, str]], output: Path, program: str) -> None:
             axes.set_ylabel("image AUROC")
             axes.legend(loc="lower right", fontsize=8)
     figure.tight_layout()
-    figure.savefig(output / "curves.png", dpi=90)
+    figure.savefig(path, dpi=90)
 
 
 def main() -> None:
@@ -207,13 +271,16 @@ def main() -> None:
     parser.add_argument("--held-out", type=int, default=8)
     parser.add_argument("--seeds", nargs="+", type=int, default=[0])
     parser.add_argument("--no-control", action="store_true", help="skip the runs without held-out images")
+    parser.add_argument("--no-curves", action="store_true", help="skip the per-epoch runs (runs.csv)")
     parser.add_argument("--adaptive", action="store_true", help="also compare the default and adaptive budgets")
     parser.add_argument("--thresholds", action="store_true", help="also measure F1 at the self-validation threshold")
     args = parser.parse_args()
     args.output.mkdir(parents=True, exist_ok=True)
-    build_demo_dataset(args.root, args.categories, seed=0)
+    missing = [category for category in args.categories if not (args.root / category).is_dir()]
+    if missing:
+        build_demo_categories(args.root, missing)
     table = ResultsTable(args.output / "runs.csv", FIELDS, ("category", "seed", "held_out", "epoch"))
-    for category in args.categories:
+    for category in [] if args.no_curves else args.categories:
         for seed in args.seeds:
             for held_out in (args.held_out,) if args.no_control else (args.held_out, 0):
                 if table.has(category, str(seed), str(held_out), str(args.epochs)):
@@ -229,11 +296,12 @@ def main() -> None:
                     if not adaptive.has(category, str(seed), budget):
                         adaptive.add(adaptive_run(args.root, category, seed, held_out, args.results))
     if args.thresholds:
-        thresholds = ResultsTable(args.output / "thresholds.csv", THRESHOLD_FIELDS, ("category", "seed", "epochs"))
+        thresholds = ResultsTable(args.output / "thresholds.csv", THRESHOLD_FIELDS, ("category", "seed", "epochs", "rule"))
         for category in args.categories:
             for seed in args.seeds:
-                if not thresholds.has(category, str(seed), "25"):
-                    thresholds.add(threshold_run(args.root, category, seed, args.held_out, 25, args.results))
+                if not thresholds.has(category, str(seed), "25", "highest_normal"):
+                    for row in threshold_run(args.root, category, seed, args.held_out, 25, args.results):
+                        thresholds.add(row)
     report(table.rows, args.output, "python studies/self_validation_study.py")
     print((args.output / "README.md").read_text())
 

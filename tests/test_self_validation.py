@@ -182,9 +182,14 @@ def test_thresholds_come_from_the_self_validation_set_not_the_test_split(
 
     _, validation = SelfValidationSet.hold_out(datamodule.train_data, 4, seed=0)  # the same set, rebuilt
     validation.cache_features(model.pre_processor.transform, model.model.feature_extractor)
+    scored = validation.predict(model.model)
     expected = PostProcessor()
-    expected.on_validation_batch_end(None, None, validation.predict(model.model))
+    expected.on_validation_batch_end(None, None, scored)
     expected.on_validation_epoch_end(None, None)
-    for name in ("_image_threshold", "_pixel_threshold", "image_min", "image_max", "pixel_min", "pixel_max"):
+    for name in ("_pixel_threshold", "image_min", "image_max", "pixel_min", "pixel_max"):
         assert torch.isfinite(getattr(model.post_processor, name)), name
         torch.testing.assert_close(getattr(model.post_processor, name), getattr(expected, name))
+    # the image threshold: the highest score of the held-out normal images, none of them flagged
+    highest_normal = scored.pred_score.flatten()[scored.gt_label == 0].max()
+    torch.testing.assert_close(model.post_processor._image_threshold, highest_normal)
+    assert not (scored.pred_score.flatten()[scored.gt_label == 0] > model.post_processor._image_threshold).any()

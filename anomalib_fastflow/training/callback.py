@@ -16,7 +16,8 @@ Lightning users look for changes to the trainer and the datamodule in callbacks;
   synthetic defects after every epoch, logs the label-free estimate and prints it after the fit
   (``self_validation``); after the fit, the post-processor's thresholds and normalisation are
   fitted on that set instead of the validation split (which anomalib's MVTec default makes the
-  test split), through the post-processor's own validation hooks.
+  test split), through the post-processor's own validation hooks, the image threshold by
+  ``thresholds``.
 
 The model asks it for each batch's features (``features``).
 """
@@ -33,6 +34,7 @@ from .guards import non_finite_gradient, stop_training
 from .samplers import seeded_sampler
 from .schedule import has_lightning_default_budget, set_default_budget
 from .self_validation import SelfValidationScores, SelfValidationSet
+from .thresholds import image_threshold
 from .view_features import Backbone, ViewFeatures
 from .views import AugmentationChoice, resolve_augmentation
 
@@ -256,17 +258,23 @@ class FastFlowTraining(Callback):
         self.validation_set = None
 
     def _fit_thresholds(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        """The post-processor's image and pixel thresholds (F1-optimal) and min-max normalisation,
-        from the self-validation set scored by the final weights, fed through its validation hooks."""
+        """The post-processor's thresholds and min-max normalisation from the self-validation set
+        scored by the final weights, fed through its validation hooks (pixel threshold F1-optimal on
+        the synthetic defects); then the image threshold set to the highest held-out normal score
+        (``thresholds``: it held where the F1-optimal one did not)."""
         post_processor = getattr(pl_module, "post_processor", None)
         if post_processor is None:
             return
         batch = self.validation_set.predict(pl_module.model)
         post_processor.on_validation_batch_end(trainer, pl_module, batch)
         post_processor.on_validation_epoch_end(trainer, pl_module)
+        if getattr(post_processor, "enable_thresholding", False):  # anomalib's PostProcessor keeps it in a buffer
+            post_processor._image_threshold.fill_(image_threshold(batch.pred_score, batch.gt_label))
         rank_zero_info(
             f"FastFlow: thresholds and normalisation fitted on the self-validation set ({len(self.validation_set)} "
-            "held-out normal training images, each also with a synthetic defect), not on the validation split."
+            "held-out normal training images, each also with a synthetic defect), not on the validation split: "
+            "the image threshold at the highest held-out normal score, the pixel threshold F1-optimal on the "
+            "synthetic defects."
         )
 
     def on_exception(self, trainer: Trainer, pl_module: LightningModule, exception: BaseException) -> None:
