@@ -67,12 +67,14 @@ class FastFlow(AnomalibModule):
             allows them, see ``training.views.SAFE_AUGMENTATIONS``; none for unknown categories),
             ``paper`` (always) or ``none``.
         augmentation_views: Fixed views per training image when augmenting (view 0 is the image).
-        affine_augmentation: Probability that a view also gets a small random zoom (0.85-1.18),
-            rotation (+-15 degrees) and shift (+-15%), mirrored at the borders and resampled
-            bicubically, as the paper's non-aligned test sets have (0: off); for parts that are
-            not perfectly aligned (measured in ``docs/disturbed.md``).
-        affine_scale: Ranges of those views as a multiple of the paper's (0.25: about a part placed
-            by hand under a fixed camera, ``docs/nuisance/``).
+        affine_augmentation: Probability that a view also gets a random zoom, rotation and shift,
+            mirrored at the borders and resampled bicubically (0: off); for parts that are not
+            perfectly aligned (``docs/disturbed.md``, ``docs/nuisance.md``; on the demo's grass
+            texture it costs localisation).
+        affine_scale: Ranges of those views as a multiple of the paper's non-aligned test sets'
+            (1: zoom 0.85-1.18, rotation +-15 degrees, shift +-15%, ``docs/disturbed.md``). For parts
+            placed by hand under a fixed camera 0.25 (+-3.75 degrees, +-3.75%, zoom 0.96-1.04)
+            beat 1 (``docs/nuisance.md``): the views should move the part as far as the line does.
         cache_features: Compute each view's backbone features once and train from the cache
             (batches of cached views are then not read from disk).
         cache_memory_gb: Memory for cached features (half precision) per process; the rest goes

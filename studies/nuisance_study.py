@@ -39,6 +39,7 @@ VARIANTS: dict[str, dict[str, object]] = {
     "affine_views": {"affine_augmentation": 0.5},
     "channel_norm": {"norm_affine": "channel"},
     "pose_views": {"affine_augmentation": 1.0, "affine_scale": 0.25},
+    "full_range_views": {"affine_augmentation": 1.0, "affine_scale": 1.0},
     "stride_8_16": {"layers": [2, 3]},
     "channel_norm_stride_8_16": {"norm_affine": "channel", "layers": [2, 3]},
     "channel_norm_pose_views": {"norm_affine": "channel", "affine_augmentation": 1.0, "affine_scale": 0.25},
@@ -68,11 +69,11 @@ def _mean(rows: list[dict[str, str]], name: str) -> float:
     return float(np.mean([float(row[name]) for row in rows]))
 
 
-def report(rows: list[dict[str, str]], output: Path, command: str) -> None:
+def report(rows: list[dict[str, str]], output: Path) -> None:
     """Per data set: a table per category and the mean over categories, each the mean over seeds."""
-    lines = ["# FastFlow against PatchCore on parts with pose and light nuisance", "", provenance(), "",
-             f"Command: `{command}`; runs in `runs.csv`. Image AUROC / pixel AUROC / AUPRO, mean over seeds; "
-             "fit seconds (mean).", ""]  # fmt: skip
+    lines = ["# FastFlow against PatchCore on parts with pose and light nuisance", "",
+             provenance("python studies/nuisance_study.py"), "",
+             "Runs in `runs.csv`. Image AUROC / pixel AUROC / AUPRO, mean over seeds; fit seconds (mean).", ""]  # fmt: skip
     for data in sorted({row["data"] for row in rows}):
         ok = [row for row in rows if row["data"] == data and row["status"] == "ok"]
         categories = sorted({row["category"] for row in ok}, key=[*LINE_CATEGORIES, *DEMO_CATEGORIES].index)
@@ -126,7 +127,7 @@ def main() -> None:
                 except Exception as error:  # noqa: BLE001 - recorded, the study goes on
                     table.add({"data": args.data, "model": model, "category": category, "seed": seed,
                                "status": "failed", "error": str(error)[:300]})  # fmt: skip
-                report(table.rows, args.output, "python studies/nuisance_study.py ...")
+                report(table.rows, args.output)
 
 
 if __name__ == "__main__":
