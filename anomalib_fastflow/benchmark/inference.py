@@ -85,8 +85,10 @@ class PreProcessedBackbone(nn.Module):
         return self.backbone(self.transform(images))
 
 
-class _ModuleRuntime:
+class ModuleRuntime:
     """A module as a runtime: ``(N, 3, H, W)`` arrays in, outputs ignored (for timing)."""
+
+    precision = "f32"
 
     def __init__(self, module: nn.Module) -> None:
         self.module = module.eval()
@@ -101,11 +103,20 @@ class RuntimeUnavailable(RuntimeError):
     """The runtime cannot run on this machine (e.g. TensorRT without a GPU); the message says why."""
 
 
-def _backbone_onnx(module: nn.Module, image_size: tuple[int, int], output: Path) -> Path:
-    """The backbone exported to ONNX at batch 1 (legacy exporter: exact and quick)."""
+def backbone_onnx(module: nn.Module, image_size: tuple[int, int], output: Path) -> Path:
+    """The backbone exported to ``output/backbone.onnx`` with a free batch axis, as the models'
+    graphs have (legacy exporter: exact and quick)."""
     output.mkdir(parents=True, exist_ok=True)
     path = output / "backbone.onnx"
-    torch.onnx.export(module.eval(), (torch.zeros(1, 3, *image_size),), path, dynamo=False, opset_version=17)
+    torch.onnx.export(
+        module.eval(),
+        (torch.zeros(1, 3, *image_size),),
+        path,
+        dynamo=False,
+        opset_version=17,
+        input_names=["image"],
+        dynamic_axes={"image": {0: "batch"}},
+    )
     return path
 
 
@@ -136,17 +147,17 @@ def _runtimes(
         raise RuntimeUnavailable(reason)
     backbone = PreProcessedBackbone(model).eval()
     if runtime == "torch":
-        return {"backbone": _ModuleRuntime(backbone), "model": TorchRuntime(model)}
+        return {"backbone": ModuleRuntime(backbone), "model": TorchRuntime(model)}
     if runtime == "onnxruntime":
         model_path = _exported(model, "onnx", output, exports)
-        return {"backbone": OnnxRuntime(_backbone_onnx(backbone, image_size, output)), "model": OnnxRuntime(model_path)}
+        return {"backbone": OnnxRuntime(backbone_onnx(backbone, image_size, output)), "model": OnnxRuntime(model_path)}
     if runtime == "openvino":
         model_path = _exported(model, "openvino_fp32", output, exports)
-        return {"backbone": OpenVINORuntime(_backbone_onnx(backbone, image_size, output)), "model": OpenVINORuntime(model_path)}
+        return {"backbone": OpenVINORuntime(backbone_onnx(backbone, image_size, output)), "model": OpenVINORuntime(model_path)}
     if runtime in TENSORRT_RUNTIMES:
         fp16 = runtime == "tensorrt_fp16"
         model_path = _exported(model, TENSORRT_RUNTIMES[runtime], output, exports)
-        engine = build_engine(_backbone_onnx(backbone, image_size, output), output / f"backbone_{runtime}.engine", image_size, fp16)
+        engine = build_engine(backbone_onnx(backbone, image_size, output), output / f"backbone_{runtime}.engine", image_size, fp16)
         return {"backbone": TensorRTRuntime(engine, fp16), "model": TensorRTRuntime(model_path, fp16)}
     msg = f"Unknown runtime {runtime!r}: choose from {['torch', 'onnxruntime', 'openvino', *TENSORRT_RUNTIMES]}."
     raise ValueError(msg)
