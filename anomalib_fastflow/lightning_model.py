@@ -13,6 +13,7 @@ from typing import Any, Literal
 
 import torch
 from anomalib import LearningType
+from anomalib.deploy import CompressionType
 from anomalib.data import Batch
 from anomalib.metrics import Evaluator
 from anomalib.models.components import AnomalibModule
@@ -25,6 +26,7 @@ from torchvision.transforms.v2 import Compose, Normalize, Resize
 
 from .anomaly_map import Fusion, Likelihood
 from .backbones import OFFLINE_BACKBONE, PRETRAINED_WEIGHTS, normalization, resolve_preset
+from .channel_permutation import permutations_as_convolutions
 from .checkpoint import check_fastflow_checkpoint, check_network_fits, take_own_metric_state, warn_if_scoring_differs
 from .data.checks import DataCheck
 from .loss import negative_log_likelihood
@@ -257,6 +259,28 @@ class FastFlow(AnomalibModule):
         check_network_fits(checkpoint, self)
         warn_if_scoring_differs(checkpoint, self)
         super().on_load_checkpoint(checkpoint)
+
+    def to_openvino(self, export_root: Path | str, *args: Any, **kwargs: Any) -> Path:
+        """anomalib's export to an OpenVINO IR, with the flows' narrow channel permutations as exact
+        1x1 convolutions, which OpenVINO's CPU plugin runs faster (``channel_permutation``).
+
+        What ``anomalib export --export_type openvino`` and ``Engine.export`` call; the arguments are
+        anomalib's. FP32 and FP16 IRs are rewritten; INT8 IRs are left as NNCF writes them.
+        """
+        path = Path(super().to_openvino(export_root, *args, **kwargs))
+        compression = kwargs.get("compression_type", args[2] if len(args) > 2 else None)
+        if compression not in (None, CompressionType.FP16):
+            return path
+        import openvino
+
+        model = openvino.Core().read_model(path)
+        if permutations_as_convolutions(model):
+            rewritten = path.with_name(f"{path.stem}.rewritten.xml")
+            openvino.save_model(model, rewritten, compress_to_fp16=compression == CompressionType.FP16)
+            del model  # the IR's weights file may be mapped until the model is gone
+            rewritten.replace(path)
+            rewritten.with_suffix(".bin").replace(path.with_suffix(".bin"))
+        return path
 
     def configure_callbacks(self) -> list[Callback]:
         """anomalib's callbacks, an image check and FastFlow's training machinery

@@ -5,7 +5,7 @@ import openvino
 import pytest
 from openvino import opset13
 
-from anomalib_fastflow.export.channel_permutation import permutations_as_convolutions
+from anomalib_fastflow.channel_permutation import permutations_as_convolutions
 
 
 def _gather_model(indices: np.ndarray, axis: int, channels: int = 6) -> "openvino.Model":

@@ -7,10 +7,12 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import openvino as ov
 import pytest
 from anomalib.data.utils import read_image
 from anomalib.deploy import TorchInferencer
 
+from anomalib_fastflow.channel_permutation import permutations_as_convolutions
 from anomalib_fastflow.cli import demo
 from anomalib_fastflow.export import openvino_inferencer
 
@@ -58,7 +60,10 @@ def test_anomalib_cli_trains_tests_predicts_and_exports(
     monkeypatch.chdir(tmp_path)  # anomalib's OpenVINO inferencer writes an openvino_cache folder here
     image = read_image(tiny_dataset / "brick" / "test" / "hole" / "000.png", as_tensor=True)
     torch_map = TorchInferencer(tmp_path / "torch" / "weights" / "torch" / "model.pt").predict(image).anomaly_map
-    openvino = openvino_inferencer(tmp_path / "openvino" / "weights" / "openvino" / "model.xml")
+    exported_ir = tmp_path / "openvino" / "weights" / "openvino" / "model.xml"
+    # anomalib's export wrote our rewrite: every flow's (narrow) permutation is a 1x1 convolution
+    assert permutations_as_convolutions(ov.Core().read_model(exported_ir)) == 0
+    openvino = openvino_inferencer(exported_ir)
     openvino_map = openvino.predict(image.numpy()).anomaly_map
     np.testing.assert_allclose(openvino_map.squeeze(), torch_map.detach().numpy().squeeze(), atol=1e-4)
 

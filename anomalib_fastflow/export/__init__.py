@@ -3,7 +3,8 @@
 - ``exporter``: the formats and how each is written; ``runtimes``: one call style for torch, ONNX
   Runtime, OpenVINO and TensorRT; ``inferencers``: anomalib's call style (``predict``);
   ``availability``: why a runtime or precision cannot run here; ``openvino_compile``,
-  ``mixed_precision``, ``channel_permutation``: OpenVINO settings and graph rewrites;
+  ``mixed_precision``: OpenVINO settings and graph rewrites (the flows' permutations:
+  ``anomalib_fastflow.channel_permutation``, which ``FastFlow.to_openvino`` uses too);
   ``tensorrt``: engine building; ``parity``: the report against PyTorch.
 """
 

@@ -9,7 +9,7 @@ normal images only. ``openvino_bf16`` holds FP32 weights with the image's first 
 to stay f32 (``mixed_precision``), to be compiled at bf16 inference precision: the rest of the
 model runs bf16 where the CPU has it (every other OpenVINO format runs at f32, whatever the CPU's
 default). All but PTQ run the flows' narrow channel permutations as 1x1 convolutions, which
-OpenVINO's CPU plugin runs faster than the ``Gather`` they replace (``channel_permutation``). The
+OpenVINO's CPU plugin runs faster than the ``Gather`` they replace (``..channel_permutation``). The
 flows' density estimate is sensitive to small feature shifts, so the export command reports each
 format's AUROC drop next to its speed.
 TensorRT engines are built from the same ONNX file.
@@ -24,7 +24,7 @@ from anomalib.models.components import AnomalibModule
 
 from ..extras import require
 from .availability import tensorrt_unavailable_reason
-from .channel_permutation import permutations_as_convolutions
+from ..channel_permutation import permutations_as_convolutions
 from .mixed_precision import keep_stem_f32
 from .runtimes import OnnxRuntime, OpenVINORuntime, Runtime, TensorRTRuntime
 from .tensorrt import build_engine

@@ -8,7 +8,8 @@ convolution with a one-hot weight computes the same permutation exactly in f32 (
 the rest by 0; in a bf16 model, exactly on the bf16 values it is given) and stays in the
 convolutions' layout. It costs ``C^2`` multiply-adds per pixel against the reorder's ``C``, so it
 pays for narrow feature maps only: up to ``MAX_CHANNELS`` (where that limit comes from:
-``docs/openvino_settings.md``).
+``docs/openvino_settings.md``). Used by ``FastFlow.to_openvino`` (what ``anomalib export
+--export_type openvino`` writes) and by our exporter's OpenVINO formats.
 """
 
 from typing import TYPE_CHECKING
