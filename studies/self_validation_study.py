@@ -10,8 +10,9 @@ run without self-validation (all training images), to see what holding them out 
 and with it (the adaptive budget), the test image AUROC after each (``adaptive.csv``). With
 ``--thresholds``, the test image F1 at the threshold each rule of ``training.thresholds`` puts on
 the self-validation set's scores, against the best F1 on the test labels, after 25 epochs
-(``thresholds.csv``; the raw scores in ``<results>/threshold_scores/``; ``--no-curves`` runs only
-these). Writes
+(``thresholds.csv``; the raw scores in ``<results>/threshold_scores/``), and the test pixel F1 (the
+pred_masks' Dice) at each rule's threshold on the set's pixels (``pixel_thresholds.csv``);
+``--no-curves`` runs only these. Writes
 ``runs.csv`` (one row per category, seed, epoch), ``README.md`` (rank correlation of the estimate
 with the test AUROC across epochs, per category and pooled; final AUROCs with and without the
 held-out images) and ``curves.png`` (the estimate beside the test curve per category).
@@ -37,7 +38,7 @@ from anomalib_fastflow.benchmark.training import seeded
 from anomalib_fastflow.data.demo import ALL_CATEGORIES, CATEGORIES, build_demo_categories
 from anomalib_fastflow.data.line import CATEGORIES as LINE_CATEGORIES
 from anomalib_fastflow.training.self_validation import SelfValidationSet
-from anomalib_fastflow.training.thresholds import ThresholdRule, image_threshold
+from anomalib_fastflow.training.thresholds import ThresholdRule, f1_optimal_range, image_threshold
 
 FIELDS = (
     "category",
@@ -101,22 +102,33 @@ def adaptive_run(root: Path, category: str, seed: int, held_out: int, results: P
 
 THRESHOLD_FIELDS = ("category", "seed", "epochs", "rule", "threshold", "F1_at_self_validation_threshold",
                     "F1_at_test_optimal_threshold", "ratio")  # fmt: skip
+PIXEL_THRESHOLD_FIELDS = ("category", "seed", "epochs", "rule", "threshold", "pixel_F1_at_self_validation_threshold",
+                          "pixel_F1_at_test_optimal_threshold", "ratio")  # fmt: skip
 
 
 @torch.no_grad()
-def test_scores(model: FastFlow, dataloader: torch.utils.data.DataLoader) -> tuple[torch.Tensor, torch.Tensor]:
-    """Raw image scores (before the post-processor's normalisation) and labels of a test split."""
+def test_predictions(model: FastFlow, dataloader: torch.utils.data.DataLoader) -> dict[str, torch.Tensor]:
+    """Raw image scores and anomaly maps (before the post-processor's normalisation), labels and
+    masks of a test split: ``scores (N,)``, ``labels (N,)``, ``maps (N, H, W)``, ``masks (N, H, W)``."""
     model.eval()
-    scores, labels = [], []
+    parts: dict[str, list[torch.Tensor]] = {"scores": [], "labels": [], "maps": [], "masks": []}
     for batch in dataloader:
-        scores.append(model.model(model.pre_processor.transform(batch.image)).pred_score.flatten())
-        labels.append(batch.gt_label.flatten())
-    return torch.cat(scores), torch.cat(labels).int()
+        output = model.model(model.pre_processor.transform(batch.image))
+        masks = batch.gt_mask.reshape(len(batch.image), *batch.gt_mask.shape[-2:])
+        maps = torch.nn.functional.interpolate(output.anomaly_map, size=masks.shape[-2:], mode="bilinear")
+        parts["scores"].append(output.pred_score.flatten())
+        parts["labels"].append(batch.gt_label.flatten())
+        parts["maps"].append(maps[:, 0])
+        parts["masks"].append(masks.bool())
+    return {name: torch.cat(values) for name, values in parts.items()}
 
 
-def threshold_run(root: Path, category: str, seed: int, held_out: int, epochs: int, results: Path) -> list[dict[str, object]]:
-    """Train with self-validation, score its held-out set and the test split, keep the raw scores in
-    ``<results>/threshold_scores/<category>_<seed>.pt`` and return ``threshold_rows`` of them."""
+def threshold_run(
+    root: Path, category: str, seed: int, held_out: int, epochs: int, results: Path
+) -> tuple[list[dict[str, object]], list[dict[str, object]]]:
+    """Train with self-validation, score its held-out set and the test split, keep the raw image
+    scores in ``<results>/threshold_scores/<category>_<seed>.pt``; return ``threshold_rows`` and
+    ``pixel_threshold_rows`` of them."""
     datamodule = MVTec(root=root, category=category, train_batch_size=8, eval_batch_size=8, num_workers=0, seed=seed)
     model = seeded(lambda: FastFlow(self_validation=held_out), seed)
     engine = Engine(max_epochs=epochs, default_root_dir=results / f"{category}_thresholds", logger=False, limit_val_batches=0)
@@ -124,12 +136,14 @@ def threshold_run(root: Path, category: str, seed: int, held_out: int, epochs: i
     _, validation_set = SelfValidationSet.hold_out(datamodule.train_data, held_out, 0)  # the set the fit held out
     validation_set.cache_features(model.pre_processor.transform, model.model.feature_extractor)
     validation = validation_set.predict(model.model)
-    test, labels = test_scores(model, datamodule.test_dataloader())
+    test = test_predictions(model, datamodule.test_dataloader())
     scores = {"validation_scores": validation.pred_score.flatten(), "validation_labels": validation.gt_label,
-              "test_scores": test, "test_labels": labels}  # fmt: skip
+              "test_scores": test["scores"], "test_labels": test["labels"].int()}  # fmt: skip
     (results / "threshold_scores").mkdir(parents=True, exist_ok=True)
     torch.save(scores, results / "threshold_scores" / f"{category}_{seed}.pt")
-    return threshold_rows(category, seed, epochs, scores)
+    pixels = {"validation_maps": validation.anomaly_map.reshape(validation.gt_mask.shape), "validation_masks": validation.gt_mask,
+              "test_maps": test["maps"], "test_masks": test["masks"]}  # fmt: skip
+    return threshold_rows(category, seed, epochs, scores), pixel_threshold_rows(category, seed, epochs, pixels)
 
 
 def threshold_rows(category: str, seed: int, epochs: int, scores: dict[str, torch.Tensor]) -> list[dict[str, object]]:
@@ -146,6 +160,25 @@ def threshold_rows(category: str, seed: int, epochs: int, scores: dict[str, torc
             "category": category, "seed": seed, "epochs": epochs, "rule": rule, "threshold": f"{threshold:.6g}",
             "F1_at_self_validation_threshold": f"{at_threshold:.4f}", "F1_at_test_optimal_threshold": f"{best:.4f}",
             "ratio": f"{at_threshold / best:.3f}",
+        })  # fmt: skip
+    return rows
+
+
+def pixel_threshold_rows(category: str, seed: int, epochs: int, pixels: dict[str, torch.Tensor]) -> list[dict[str, object]]:
+    """Test pixel F1 (the pred_masks' Dice over the whole test split) at the threshold each
+    ``thresholds.ThresholdRule`` puts on the self-validation set's pixels, against the best pixel F1
+    any threshold reaches on the test masks. anomalib's post-processor fits ``f1_high`` (its
+    ``F1AdaptiveThreshold``); ``highest_normal`` flags no pixel of a held-out normal image."""
+    test, masks = pixels["test_maps"].flatten(), pixels["test_masks"].flatten()
+    best = float(binary_f1_score((test > f1_optimal_range(test, masks)[1]).int(), masks.int()))
+    rows = []
+    for rule in get_args(ThresholdRule):
+        threshold = image_threshold(pixels["validation_maps"].flatten(), pixels["validation_masks"].flatten(), rule)
+        at_threshold = float(binary_f1_score((test > threshold).int(), masks.int()))
+        rows.append({
+            "category": category, "seed": seed, "epochs": epochs, "rule": rule, "threshold": f"{threshold:.6g}",
+            "pixel_F1_at_self_validation_threshold": f"{at_threshold:.4f}",
+            "pixel_F1_at_test_optimal_threshold": f"{best:.4f}", "ratio": f"{at_threshold / best:.3f}",
         })  # fmt: skip
     return rows
 
@@ -168,33 +201,38 @@ def report(rows: list[dict[str, str]], output: Path, program: str) -> None:
         _plot_curves(rows, output / "curves.png")
     lines += _table_section(output / "adaptive.csv", ADAPTIVE_FIELDS, ("category", "seed", "budget"),
                             "No budget given: the default budget against the adaptive one")  # fmt: skip
-    lines += _threshold_summary(output / "thresholds.csv")
+    lines += _threshold_summary(output / "thresholds.csv", THRESHOLD_FIELDS, "Thresholds without defective samples",
+                                "Test image F1")  # fmt: skip
+    lines += _threshold_summary(output / "pixel_thresholds.csv", PIXEL_THRESHOLD_FIELDS, "Pixel thresholds: pred_mask quality",
+                                "Test pixel F1 (the pred_masks' Dice over the whole test split)")  # fmt: skip
     (output / "README.md").write_text("\n".join(lines) + "\n")
 
 
-def _threshold_summary(path: Path) -> list[str]:
-    """Per category, the test F1 at each rule's threshold / the test-optimal F1, mean over seeds."""
+def _threshold_summary(path: Path, fields: tuple[str, ...], title: str, what: str) -> list[str]:
+    """Per category, the test F1 at each rule's threshold / the test-optimal F1, mean over seeds,
+    beside the test-optimal F1 itself (``fields[6]``)."""
     if not path.exists():
         return []
-    rows = ResultsTable(path, THRESHOLD_FIELDS, ("category", "seed", "epochs", "rule")).rows
+    rows = ResultsTable(path, fields, ("category", "seed", "epochs", "rule")).rows
     rules = get_args(ThresholdRule)
     categories = sorted({row["category"] for row in rows}, key=list(ALL_CATEGORIES).index)
-    lines = ["", "## Thresholds without defective samples", "",
-             "Test image F1 at the threshold each rule (`training.thresholds`) puts on the self-validation "
-             "set's scores after 25 epochs, as a fraction of the best F1 any threshold reaches on the test labels; "
+    lines = ["", f"## {title}", "",
+             f"{what} at the threshold each rule (`training.thresholds`) puts on the self-validation "
+             "set after 25 epochs, as a fraction of the best F1 any threshold reaches on the test labels; "
              f"mean over seeds (rows in `{path.name}`).", "",
-             "| category | seeds | " + " | ".join(rules) + " |", "|---|---|" + "---|" * len(rules)]  # fmt: skip
-    means = {(category, rule): float(np.mean([float(row["ratio"]) for row in rows
-                                              if row["category"] == category and row["rule"] == rule]))
-             for category in categories for rule in rules}  # fmt: skip
+             "| category | seeds | best F1 on test | " + " | ".join(rules) + " |", "|---|---|---|" + "---|" * len(rules)]  # fmt: skip
+    def mean(category: str, column: str, rule: str = "highest_normal") -> float:
+        return float(np.mean([float(row[column]) for row in rows if row["category"] == category and row["rule"] == rule]))
+    means = {(category, rule): mean(category, "ratio", rule) for category in categories for rule in rules}
     for category in categories:
         seeds = ",".join(sorted({row["seed"] for row in rows if row["category"] == category}))
-        lines.append(f"| {category} | {seeds} | " + " | ".join(f"{means[category, rule]:.3f}" for rule in rules) + " |")
+        lines.append(f"| {category} | {seeds} | {mean(category, fields[6]):.3f} | "
+                     + " | ".join(f"{means[category, rule]:.3f}" for rule in rules) + " |")  # fmt: skip
     for name, family in (("aligned demo", CATEGORIES), ("production-line parts", LINE_CATEGORIES)):
         chosen = [category for category in categories if category in family]
         if chosen:
             lowest = (min(means[category, rule] for category in chosen) for rule in rules)
-            lines.append(f"| **lowest, {name}** | | " + " | ".join(f"**{value:.3f}**" for value in lowest) + " |")
+            lines.append(f"| **lowest, {name}** | | | " + " | ".join(f"**{value:.3f}**" for value in lowest) + " |")
     return lines
 
 
@@ -296,12 +334,17 @@ def main() -> None:
                     if not adaptive.has(category, str(seed), budget):
                         adaptive.add(adaptive_run(args.root, category, seed, held_out, args.results))
     if args.thresholds:
-        thresholds = ResultsTable(args.output / "thresholds.csv", THRESHOLD_FIELDS, ("category", "seed", "epochs", "rule"))
+        key = ("category", "seed", "epochs", "rule")
+        thresholds = ResultsTable(args.output / "thresholds.csv", THRESHOLD_FIELDS, key)
+        pixel_thresholds = ResultsTable(args.output / "pixel_thresholds.csv", PIXEL_THRESHOLD_FIELDS, key)
         for category in args.categories:
             for seed in args.seeds:
-                if not thresholds.has(category, str(seed), "25", "highest_normal"):
-                    for row in threshold_run(args.root, category, seed, args.held_out, 25, args.results):
+                if not all(table.has(category, str(seed), "25", "highest_normal") for table in (thresholds, pixel_thresholds)):
+                    image_rows, pixel_rows = threshold_run(args.root, category, seed, args.held_out, 25, args.results)
+                    for row in image_rows:
                         thresholds.add(row)
+                    for row in pixel_rows:
+                        pixel_thresholds.add(row)
     report(table.rows, args.output, "python studies/self_validation_study.py")
     print((args.output / "README.md").read_text())
 
