@@ -22,6 +22,7 @@ LAYERS = {
     "anomaly_map": 3,
     "loss": 3,
     "norm": 3,
+    "channel_permutation": 3,
     "training": 4,
     "lightning_model": 5,
     "export": 6,
