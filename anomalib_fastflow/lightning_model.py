@@ -13,7 +13,6 @@ from typing import Any, Literal
 
 import torch
 from anomalib import LearningType
-from anomalib.deploy import CompressionType
 from anomalib.data import Batch
 from anomalib.metrics import Evaluator
 from anomalib.models.components import AnomalibModule
@@ -267,11 +266,13 @@ class FastFlow(AnomalibModule):
         What ``anomalib export --export_type openvino`` and ``Engine.export`` call; the arguments are
         anomalib's. FP32 and FP16 IRs are rewritten; INT8 IRs are left as NNCF writes them.
         """
+        import openvino  # the export extra, which anomalib's own to_openvino needs as well
+        from anomalib.deploy import CompressionType
+
         path = Path(super().to_openvino(export_root, *args, **kwargs))
         compression = kwargs.get("compression_type", args[2] if len(args) > 2 else None)
         if compression not in (None, CompressionType.FP16):
             return path
-        import openvino
 
         model = openvino.Core().read_model(path)
         if permutations_as_convolutions(model):
