@@ -3,6 +3,7 @@ from their paths, a label-free estimate logged during training, no test image ev
 adaptive budget it drives (cycles while it improves, the best cycle kept; an explicit budget wins)."""
 
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -14,7 +15,7 @@ from lightning.pytorch import Callback, LightningModule, Trainer, seed_everythin
 from anomalib_fastflow import FastFlow, MVTec
 from anomalib_fastflow.training import callback as training_callback
 from anomalib_fastflow.training import schedule
-from anomalib_fastflow.training.callback import MAX_CYCLES
+from anomalib_fastflow.training.cycle_stopping import CycleStopping
 from anomalib_fastflow.training.schedule import cyclic_one_cycle
 from anomalib_fastflow.training.self_validation import SelfValidationScores, SelfValidationSet, held_out_indices
 from anomalib_fastflow.training.synthetic_defects import FAMILIES, draw_defect
@@ -132,11 +133,45 @@ def test_no_budget_trains_cycles_while_self_validation_improves_and_keeps_the_be
     model = FastFlow(input_size=64, flow_steps=2, self_validation=4)
     engine = Engine(default_root_dir=tmp_path, logger=False, callbacks=[Snapshot()])
     engine.fit(model, datamodule=datamodule)
-    assert engine.trainer.max_epochs == 2 * MAX_CYCLES and engine.trainer.current_epoch == 6  # stopped after cycle 3
+    assert engine.trainer.max_epochs == 2 * CycleStopping().max_cycles and engine.trainer.current_epoch == 6  # stopped after cycle 3
     assert model.training_callback.cycle_epochs == 2
     for name, value in model.model.flows.state_dict().items():  # cycle 2's weights (epoch index 3), not cycle 3's
         torch.testing.assert_close(value, snapshots[3][name])
     assert any(not torch.equal(snapshots[3][k], snapshots[4][k]) for k in snapshots[3])  # cycle 3 had moved on
+
+
+@pytest.mark.slow
+def test_a_resumed_adaptive_run_keeps_the_best_cycle_it_had_before(
+    tiny_dataset: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The best cycle's score and weights travel in the checkpoint: resumed after cycle 2 (the best so
+    far), a worse cycle 3 stops the run and puts cycle 2's weights back, which the resumed process
+    never trained itself. Without them it would take cycle 3 as its first best and train on."""
+    monkeypatch.setattr(schedule, "default_epochs", lambda steps_per_epoch: 2)  # cycles of 2 epochs
+    checkpoint = tmp_path / "after_cycle_2.ckpt"
+    kept: dict[str, torch.Tensor] = {}
+
+    class SaveAfterCycle2(Callback):
+        def on_train_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+            if trainer.current_epoch == 3:
+                trainer.save_checkpoint(checkpoint)
+                kept.update({k: v.clone() for k, v in pl_module.model.flows.state_dict().items()})
+
+    def fit(scores: list[float], callbacks: list[Callback], ckpt_path: Path | None) -> tuple[Engine, FastFlow]:
+        _scripted(monkeypatch, scores)
+        seed_everything(0)
+        datamodule = MVTec(root=tiny_dataset, category="brick", train_batch_size=4, eval_batch_size=4, num_workers=0)
+        model = FastFlow(input_size=64, flow_steps=2, self_validation=4)
+        engine = Engine(default_root_dir=tmp_path, logger=False, callbacks=callbacks, limit_val_batches=0)
+        engine.fit(model, datamodule=datamodule, ckpt_path=ckpt_path)
+        return engine, model
+
+    fit([0.5, 0.6, 0.5, 0.8, 0.5, 0.7], [SaveAfterCycle2()], None)  # cycles end at 0.6, 0.8, 0.7
+    engine, model = fit([0.5, 0.7, 0.5, 0.9], [], checkpoint)  # resumed at epoch 4: cycle 3 ends at 0.7
+    assert engine.trainer.current_epoch == 6  # stopped after cycle 3
+    assert model.training_callback.best_cycle == 2
+    for name, value in model.model.flows.state_dict().items():
+        torch.testing.assert_close(value, kept[name])
 
 
 @pytest.mark.slow
@@ -193,3 +228,24 @@ def test_thresholds_come_from_the_self_validation_set_not_the_test_split(
     highest_normal = scored.pred_score.flatten()[scored.gt_label == 0].max()
     torch.testing.assert_close(model.post_processor._image_threshold, highest_normal)
     assert not (scored.pred_score.flatten()[scored.gt_label == 0] > model.post_processor._image_threshold).any()
+
+
+def test_only_process_zero_scores_the_set_and_every_process_takes_its_scores() -> None:
+    """In a distributed run each process holds the whole set; process 0 scores it and broadcasts, so
+    all processes log the same estimate and take the same stopping decision."""
+    zero, other = SelfValidationScores(0.9, 0.8, 0.7, 2, {}), SelfValidationScores(0.1, 0.1, 0.1, 2, {})
+    callback = training_callback.FastFlowTraining(self_validation=2)
+    evaluated = []
+    callback.validation_set = SimpleNamespace(evaluate=lambda model: evaluated.append(model) or other)
+    sent = []
+
+    def broadcast(value: object, src: int = 0) -> SelfValidationScores:
+        sent.append((value, src))
+        return zero  # what process 0 sent
+
+    model = SimpleNamespace(model="flows")
+    for rank_is_zero, expected_sent in ((False, None), (True, other)):
+        trainer = SimpleNamespace(is_global_zero=rank_is_zero, strategy=SimpleNamespace(broadcast=broadcast))
+        assert callback._evaluate(trainer, model) is zero
+        assert sent.pop() == (expected_sent, 0)
+    assert evaluated == ["flows"]  # process 0 only

@@ -4,8 +4,8 @@ Lightning users look for changes to the trainer and the datamodule in callbacks;
 ``configure_callbacks`` returns this one, which
 
 - sets the default budget when the user gave none (``schedule``); with self-validation, that
-  budget adapts: cycles of the default budget while the self-validation score improves, the best
-  cycle's weights kept;
+  budget adapts: cycles of the default budget while the self-validation score improves
+  (``cycle_stopping``), the best cycle's weights kept;
 - trains on fixed views of each image whose backbone features are computed once (``views``,
   ``view_features``, ``feature_cache``, ``cached_views``): it wraps the datamodule's training set
   for the fit and gives it back afterwards, also when training fails;
@@ -31,6 +31,7 @@ from lightning.pytorch.trainer.states import TrainerFn, TrainerStatus
 from lightning.pytorch.utilities import rank_zero_info
 
 from .guards import non_finite_gradient, stop_training
+from .cycle_stopping import CycleStopping
 from .samplers import seeded_sampler
 from .schedule import has_lightning_default_budget, set_default_budget
 from .self_validation import SelfValidationScores, SelfValidationSet
@@ -38,8 +39,6 @@ from .thresholds import image_threshold
 from .view_features import Backbone, ViewFeatures
 from .views import AugmentationChoice, resolve_augmentation
 
-
-MAX_CYCLES = 8  # an adaptive budget trains at most this many default budgets
 
 
 class FastFlowTraining(Callback):
@@ -55,6 +54,7 @@ class FastFlowTraining(Callback):
             computes the backbone every time.
         self_validation: Normal training images held out for the label-free estimate (0: none).
         seed: Seed of which images are held out and of their synthetic defects.
+        stopping: When an adaptive budget (self-validation, no budget given) stops.
 
     Raises:
         ValueError: An unknown ``augmentation``, fewer than one view, or an ``affine_augmentation``
@@ -70,6 +70,7 @@ class FastFlowTraining(Callback):
         cache_bytes: int | None = 4 * 2**30,
         self_validation: int = 0,
         seed: int = 0,
+        stopping: CycleStopping | None = None,
     ) -> None:
         if self_validation < 0:
             msg = f"self_validation={self_validation}: hold out 0 (none) or more normal training images."
@@ -91,12 +92,13 @@ class FastFlowTraining(Callback):
         self.cache_bytes = cache_bytes
         self.self_validation = self_validation
         self.seed = seed
+        self.stopping = stopping or CycleStopping()
         self.view_features: ViewFeatures | None = None  # during a fit
         self.validation_set: SelfValidationSet | None = None  # during a fit
         self.self_validation_scores: list[SelfValidationScores] = []  # one per epoch of the last fit
         self._full_train_data: object | None = None
         self.cycle_epochs: int | None = None  # epochs per cycle of an adaptive budget (no budget given)
-        self._best: dict[str, object] | None = None  # its best cycle: score, cycle, weights
+        self._best_weights: dict[str, torch.Tensor] | None = None  # its best cycle's
         self._cycle_scores: SelfValidationScores | None = None  # scored at a cycle's end, logged at the epoch's
         self._image_paths: list[str] | None = None
 
@@ -122,15 +124,17 @@ class FastFlowTraining(Callback):
             datamodule.train_data, self.validation_set = SelfValidationSet.hold_out(
                 datamodule.train_data, self.self_validation, self.seed
             )
-            self.validation_set.cache_features(pl_module.pre_processor.transform, pl_module.model.feature_extractor)
+            if trainer.is_global_zero:  # process 0 scores the set for all (``_evaluate``)
+                self.validation_set.cache_features(pl_module.pre_processor.transform, pl_module.model.feature_extractor)
         self.cycle_epochs = None
         if has_lightning_default_budget(trainer):
             batches = len(datamodule.train_dataloader()) if datamodule is not None else 0
             if self.validation_set is None:
                 set_default_budget(trainer, batches)
             else:  # train in cycles of the default budget while self-validation improves
-                self.cycle_epochs = set_default_budget(trainer, batches, MAX_CYCLES)
-                self._best = None
+                self.cycle_epochs = set_default_budget(trainer, batches, self.stopping.max_cycles)
+                self.stopping = CycleStopping(self.stopping.patience, self.stopping.min_delta, self.stopping.max_cycles)
+                self._best_weights = None
         augmentation = resolve_augmentation(
             self.augmentation, getattr(datamodule, "category", None), self.affine_augmentation, self.affine_scale
         )
@@ -172,20 +176,27 @@ class FastFlowTraining(Callback):
         """Score the self-validation set and log the estimate (progress bar and logger)."""
         if self.validation_set is None:
             return
-        scores = self._cycle_scores or self.validation_set.evaluate(pl_module.model)
+        scores = self._cycle_scores or self._evaluate(trainer, pl_module)
         self._cycle_scores = None
         self.self_validation_scores.append(scores)
         metrics = {"image_AUROC": scores.image_auroc, "pixel_AUROC": scores.pixel_auroc, "AUPRO": scores.aupro}
         for name, value in metrics.items():
             pl_module.log(f"self_validation/{name}", value, prog_bar=name == "image_AUROC", sync_dist=False)
-        del trainer
+
+    def _evaluate(self, trainer: Trainer, pl_module: LightningModule) -> SelfValidationScores:
+        """The self-validation set scored by process 0, on every process: each holds the whole set
+        (nothing to gather or pad), and all log the same estimate and take the same decision, which a
+        distributed run needs (a process that stops alone leaves the others waiting)."""
+        scores = self.validation_set.evaluate(pl_module.model) if trainer.is_global_zero else None
+        return trainer.strategy.broadcast(scores, src=0)
 
     def on_train_batch_end(
         self, trainer: Trainer, pl_module: LightningModule, outputs: object, batch: Batch, batch_idx: int
     ) -> None:
-        """At the end of a cycle (an adaptive budget's): keep its weights if self-validation improved;
-        else, or after the last cycle, put the best weights back and stop. This runs before the
-        epoch's validation, so validation (the post-processor's thresholds) sees the final weights."""
+        """At the end of a cycle (an adaptive budget's): keep its weights if it is the new best by
+        self-validation (``cycle_stopping``); if the rule stops here, put the best weights back and
+        stop. This runs before the epoch's validation, so validation (the post-processor's
+        thresholds) sees the final weights."""
         del outputs, batch, batch_idx
         epoch_loop = trainer.fit_loop.epoch_loop
         if self.cycle_epochs is None or not epoch_loop.batch_progress.is_last_batch:
@@ -193,33 +204,41 @@ class FastFlowTraining(Callback):
         if (trainer.current_epoch + 1) % self.cycle_epochs:
             return
         cycle = (trainer.current_epoch + 1) // self.cycle_epochs
-        scores = self._cycle_scores = self.validation_set.evaluate(pl_module.model)
-        score = scores.selection_score
-        if self._best is None or score > self._best["score"]:
-            weights = {name: value.detach().clone() for name, value in pl_module.model.state_dict().items()
-                       if not name.startswith("feature_extractor.")}  # fmt: skip
-            self._best = {"score": score, "cycle": cycle, "weights": weights}
-            if cycle < MAX_CYCLES:
-                return
-        pl_module.model.load_state_dict(self._best["weights"], strict=False)
+        scores = self._cycle_scores = self._evaluate(trainer, pl_module)
+        improved, stop = self.stopping.update(cycle, scores.selection_score)
+        if improved:
+            self._best_weights = {name: value.detach().clone() for name, value in pl_module.model.state_dict().items()
+                                  if not name.startswith("feature_extractor.")}  # fmt: skip
+        if not stop:
+            return
+        pl_module.model.load_state_dict(self._best_weights, strict=False)
         trainer.should_stop = True
         rank_zero_info(
-            f"FastFlow: self-validation peaked after cycle {self._best['cycle']} of {cycle} "
-            f"({self._best['cycle'] * self.cycle_epochs} epochs); its weights are kept."
+            f"FastFlow: self-validation peaked after cycle {self.stopping.best_cycle} of {cycle} "
+            f"({self.stopping.best_cycle * self.cycle_epochs} epochs); its weights are kept."
         )
 
     @property
     def best_cycle(self) -> int | None:
         """The cycle whose weights an adaptive budget keeps (so far), or ``None``."""
-        return None if self._best is None else int(self._best["cycle"])
+        return self.stopping.best_cycle if self._best_weights is not None else None
 
     def state_dict(self) -> dict[str, object]:
-        """The best cycle so far of an adaptive budget (its score and weights), for a resumed run."""
-        return {"best": self._best} if self.cycle_epochs is not None and self._best is not None else {}
+        """The best cycle so far of an adaptive budget (its cycle, score and weights), for a resumed run."""
+        if self.cycle_epochs is None or self._best_weights is None:
+            return {}
+        return {"best_cycle": self.stopping.best_cycle, "best_score": self.stopping.best_score,
+                "best_weights": self._best_weights}  # fmt: skip
 
     def load_state_dict(self, state_dict: dict[str, object]) -> None:
-        """Take the best cycle back from a checkpoint."""
-        self._best = state_dict.get("best")
+        """Take the best cycle back from a checkpoint (also one 0.2.0 wrote: ``{"best": {score, cycle, weights}}``)."""
+        if "best" in state_dict:
+            old = state_dict["best"]
+            state_dict = {"best_cycle": old["cycle"], "best_score": old["score"], "best_weights": old["weights"]}
+        if "best_weights" in state_dict:
+            self.stopping.best_cycle = int(state_dict["best_cycle"])
+            self.stopping.best_score = float(state_dict["best_score"])
+            self._best_weights = state_dict["best_weights"]
 
     def on_train_batch_start(
         self, trainer: Trainer, pl_module: LightningModule, batch: Batch, batch_idx: int
@@ -259,13 +278,13 @@ class FastFlowTraining(Callback):
 
     def _fit_thresholds(self, trainer: Trainer, pl_module: LightningModule) -> None:
         """The post-processor's thresholds and min-max normalisation from the self-validation set
-        scored by the final weights, fed through its validation hooks (pixel threshold F1-optimal on
+        scored by the final weights (by process 0, for every process), fed through its validation hooks (pixel threshold F1-optimal on
         the synthetic defects); then the image threshold set to the highest held-out normal score
         (``thresholds``: it held where the F1-optimal one did not)."""
         post_processor = getattr(pl_module, "post_processor", None)
         if post_processor is None:
             return
-        batch = self.validation_set.predict(pl_module.model)
+        batch = trainer.strategy.broadcast(self.validation_set.predict(pl_module.model) if trainer.is_global_zero else None)
         post_processor.on_validation_batch_end(trainer, pl_module, batch)
         post_processor.on_validation_epoch_end(trainer, pl_module)
         if getattr(post_processor, "enable_thresholding", False):  # anomalib's PostProcessor keeps it in a buffer

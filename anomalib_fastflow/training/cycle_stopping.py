@@ -1,0 +1,62 @@
+"""When an adaptive budget stops: early stopping over its cycles' self-validation scores.
+
+With self-validation and no budget given, FastFlow trains in cycles of its default budget
+(``schedule.cyclic_one_cycle``) and scores the self-validation set at the end of each. A cycle is
+the new best when its score beats the best so far by more than ``min_delta``; the run stops after
+``patience`` cycles without a new best, or after ``max_cycles``, and keeps the best cycle's
+weights (Lightning's ``EarlyStopping``, with cycles for epochs and the best weights restored).
+Rules measured on the demo and checked on the production-line parts: ``docs/self_validation/``.
+"""
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+
+@dataclass
+class CycleStopping:
+    """The stopping rule and its state: the best cycle so far (1-based; 0 before the first) and its score.
+
+    Args:
+        patience: Cycles without a new best before the run stops.
+        min_delta: How much a cycle's score must beat the best so far to be the new best.
+        max_cycles: The most cycles a run trains.
+
+    Raises:
+        ValueError: ``patience`` or ``max_cycles`` below 1, or a negative ``min_delta``.
+    """
+
+    patience: int = 1
+    min_delta: float = 0.0
+    max_cycles: int = 8
+    best_cycle: int = 0
+    best_score: float = float("-inf")
+
+    def __post_init__(self) -> None:
+        if self.patience < 1 or self.max_cycles < 1:
+            msg = f"patience={self.patience}, max_cycles={self.max_cycles}: both must be at least 1."
+            raise ValueError(msg)
+        if self.min_delta < 0:
+            msg = f"min_delta={self.min_delta}: a cycle must beat the best by a non-negative margin."
+            raise ValueError(msg)
+
+    def update(self, cycle: int, score: float) -> tuple[bool, bool]:
+        """Take cycle ``cycle``'s score; return whether it is the new best and whether to stop after it."""
+        improved = self.best_cycle == 0 or score > self.best_score + self.min_delta
+        if improved:
+            self.best_cycle, self.best_score = cycle, score
+        stop = cycle >= self.max_cycles or cycle - self.best_cycle >= self.patience
+        return improved, stop
+
+    def replay(self, scores: Sequence[float]) -> tuple[int, int]:
+        """The cycle this rule keeps and the cycle it stops after, for the scores of cycles 1, 2, ...
+        (as many as a run without stopping trained; at least up to where this rule stops).
+
+        Raises:
+            ValueError: The scores end before the rule stops.
+        """
+        rule = CycleStopping(self.patience, self.min_delta, self.max_cycles)
+        for cycle, score in enumerate(scores, start=1):
+            if rule.update(cycle, score)[1]:
+                return rule.best_cycle, cycle
+        msg = f"{len(scores)} cycle scores end before this rule stops; train more cycles."
+        raise ValueError(msg)
