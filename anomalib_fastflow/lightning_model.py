@@ -94,7 +94,8 @@ class FastFlow(AnomalibModule):
             as they are and with synthetic defects, for a label-free estimate of image / pixel AUROC
             and AUPRO (logged as ``self_validation/*``, printed after the fit); 0 turns it off
             (``training.self_validation``). With it and no budget given, training goes on in cycles
-            of the default budget while the estimate improves and keeps the best cycle's weights.
+            of the default budget while the estimate improves (``training.cycle_stopping``) and
+            keeps the best cycle's weights.
         pre_processor: anomalib pre-processor, or ``True`` for resize + the backbone's normalization.
         post_processor: anomalib post-processor, or ``True`` for the default.
         evaluator: anomalib evaluator, or ``True`` for image/pixel AUROC and F1 on the test set.

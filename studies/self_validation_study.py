@@ -12,6 +12,11 @@ and with it (the adaptive budget), the test image AUROC after each (``adaptive.c
 the self-validation set's scores, against the best F1 on the test labels, after 25 epochs
 (``thresholds.csv``; the raw scores in ``<results>/threshold_scores/``), and the test pixel F1 (the
 pred_masks' Dice) at each rule's threshold on the set's pixels (``pixel_thresholds.csv``);
+With ``--cycles``, per category: no budget given and self-validation on, every cycle of the
+adaptive budget trained (none stopped early, ``--max-cycles``), the self-validation score and the
+test image AUROC at each cycle's end (``cycles.csv``): the label-free estimate against the test
+AUROC across budgets, and what each stopping rule of ``training.cycle_stopping`` would keep,
+replayed on those scores (the schedule does not depend on when a run stops).
 ``--no-curves`` runs only these. Writes
 ``runs.csv`` (one row per category, seed, epoch), ``README.md`` (rank correlation of the estimate
 with the test AUROC across epochs, per category and pooled; final AUROCs with and without the
@@ -26,6 +31,7 @@ from typing import get_args
 import numpy as np
 import torch
 from anomalib.engine import Engine
+from lightning.pytorch import Callback, LightningModule, Trainer
 from matplotlib.figure import Figure
 from scipy.stats import spearmanr
 from torchmetrics.functional.classification import binary_f1_score, binary_precision_recall_curve
@@ -37,6 +43,7 @@ from anomalib_fastflow.benchmark.results_table import ResultsTable
 from anomalib_fastflow.benchmark.training import seeded
 from anomalib_fastflow.data.demo import ALL_CATEGORIES, CATEGORIES, build_demo_categories
 from anomalib_fastflow.data.line import CATEGORIES as LINE_CATEGORIES
+from anomalib_fastflow.training.cycle_stopping import CycleStopping
 from anomalib_fastflow.training.self_validation import SelfValidationSet
 from anomalib_fastflow.training.thresholds import ThresholdRule, f1_optimal_range, image_threshold
 
@@ -98,6 +105,58 @@ def adaptive_run(root: Path, category: str, seed: int, held_out: int, results: P
         "test_image_AUROC": f"{dataloader_image_auroc(model, datamodule.test_dataloader()):.4f}",
         "fit_seconds": f"{seconds:.1f}",
     }  # fmt: skip
+
+
+CYCLE_FIELDS = ("category", "seed", "cycle", "epochs", "self_image_AUROC", "self_pixel_AUROC", "selection_score",
+                "test_image_AUROC", "fit_seconds")  # fmt: skip
+
+
+class CycleEnds(Callback):
+    """The test image AUROC of the weights each cycle of an adaptive budget ends with, measured before
+    the model's own callback scores the cycle (or puts the best weights back); neither timed nor seen
+    by model or trainer. ``fit_seconds``: the fit's wall time to each cycle's end, without these measurements."""
+
+    def __init__(self) -> None:
+        self.image_aurocs: list[float] = []
+        self.fit_seconds: list[float] = []
+        self._start = 0.0
+        self._measuring = 0.0
+
+    def on_train_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        """Start the clock."""
+        del trainer, pl_module
+        self._start = time.perf_counter()
+
+    def on_train_batch_end(
+        self, trainer: Trainer, pl_module: LightningModule, outputs: object, batch: object, batch_idx: int
+    ) -> None:
+        """At a cycle's last batch, score the test split."""
+        del outputs, batch, batch_idx
+        cycle_epochs = pl_module.training_callback.cycle_epochs
+        if not trainer.fit_loop.epoch_loop.batch_progress.is_last_batch or (trainer.current_epoch + 1) % cycle_epochs:
+            return
+        start = time.perf_counter()
+        self.fit_seconds.append(start - self._start - self._measuring)
+        self.image_aurocs.append(dataloader_image_auroc(pl_module, trainer.datamodule.test_dataloader()))
+        self._measuring += time.perf_counter() - start
+
+
+def cycle_run(root: Path, category: str, seed: int, held_out: int, max_cycles: int, results: Path) -> list[dict[str, object]]:
+    """No budget given, self-validation on, all ``max_cycles`` cycles trained; a row per cycle."""
+    datamodule = MVTec(root=root, category=category, train_batch_size=8, eval_batch_size=8, num_workers=0, seed=seed)
+    model = seeded(lambda: FastFlow(self_validation=held_out), seed)
+    model.training_callback.stopping = CycleStopping(patience=max_cycles, max_cycles=max_cycles)  # never stops early
+    cycle_ends = CycleEnds()
+    engine = Engine(default_root_dir=results / f"{category}_cycles", logger=False, callbacks=[cycle_ends], limit_val_batches=0)
+    engine.fit(model, datamodule=datamodule)
+    cycle_epochs = model.training_callback.cycle_epochs
+    scores = model.training_callback.self_validation_scores[cycle_epochs - 1 :: cycle_epochs]
+    return [
+        {"category": category, "seed": seed, "cycle": cycle, "epochs": cycle * cycle_epochs,
+         "self_image_AUROC": f"{score.image_auroc:.4f}", "self_pixel_AUROC": f"{score.pixel_auroc:.4f}",
+         "selection_score": f"{score.selection_score:.5f}", "test_image_AUROC": f"{test:.4f}", "fit_seconds": f"{seconds:.1f}"}
+        for cycle, (score, test, seconds) in enumerate(zip(scores, cycle_ends.image_aurocs, cycle_ends.fit_seconds, strict=True), start=1)
+    ]  # fmt: skip
 
 
 THRESHOLD_FIELDS = ("category", "seed", "epochs", "rule", "threshold", "F1_at_self_validation_threshold",
@@ -201,11 +260,128 @@ def report(rows: list[dict[str, str]], output: Path, program: str) -> None:
         _plot_curves(rows, output / "curves.png")
     lines += _table_section(output / "adaptive.csv", ADAPTIVE_FIELDS, ("category", "seed", "budget"),
                             "No budget given: the default budget against the adaptive one")  # fmt: skip
+    lines += _cycles_section(output)
     lines += _threshold_summary(output / "thresholds.csv", THRESHOLD_FIELDS, "Thresholds without defective samples",
                                 "Test image F1")  # fmt: skip
     lines += _threshold_summary(output / "pixel_thresholds.csv", PIXEL_THRESHOLD_FIELDS, "Pixel thresholds: pred_mask quality",
                                 "Test pixel F1 (the pred_masks' Dice over the whole test split)")  # fmt: skip
     (output / "README.md").write_text("\n".join(lines) + "\n")
+
+
+RULES = {  # stopping rules replayed on the cycle traces (``training.cycle_stopping``)
+    "patience 1 (0.2.0)": CycleStopping(min_delta=0.0),
+    "patience 1, min_delta 0.001": CycleStopping(min_delta=0.001),
+    "patience 1, min_delta 0.005": CycleStopping(min_delta=0.005),
+    "patience 1, min_delta 0.01 (default)": CycleStopping(),
+    "patience 1, min_delta 0.02": CycleStopping(min_delta=0.02),
+    "patience 2": CycleStopping(patience=2, min_delta=0.0),
+    "patience 2, min_delta 0.01": CycleStopping(patience=2, min_delta=0.01),
+    "first cycle only": CycleStopping(max_cycles=1),
+}
+
+
+def _cycles_section(output: Path) -> list[str]:
+    """From ``cycles.csv``: the estimate against the test AUROC across budgets (cycle ends), and each
+    stopping rule's kept cycle against the default budget (``adaptive.csv``) and the best cycle by
+    test labels (a reference no user has); ``cycles.png``."""
+    path = output / "cycles.csv"
+    if not path.exists():
+        return []
+    rows = ResultsTable(path, CYCLE_FIELDS, ("category", "seed", "cycle")).rows
+    runs: dict[tuple[str, str], list[dict[str, str]]] = {}
+    for row in rows:
+        runs.setdefault((row["category"], row["seed"]), []).append(row)
+    categories = sorted({category for category, _ in runs}, key=list(ALL_CATEGORIES).index)
+    families = [(name, members) for name, members in (("demo", CATEGORIES), ("line parts", LINE_CATEGORIES))
+                if set(members) & set(categories)]  # fmt: skip
+    defaults = {}
+    if (output / "adaptive.csv").exists():
+        for row in ResultsTable(output / "adaptive.csv", ADAPTIVE_FIELDS, ("category", "seed", "budget")).rows:
+            if row["budget"] == "default":
+                defaults[row["category"], row["seed"]] = (float(row["test_image_AUROC"]), float(row["fit_seconds"]))
+    lines = ["", "## The adaptive budget cycle by cycle", "",
+             "No budget given, self-validation on (8 held out), every cycle trained (`--cycles`); at each cycle's end "
+             "the selection score (mean of the estimate's image and pixel AUROC) and the test image AUROC; mean over "
+             f"seeds (rows in `{path.name}`). Spearman rho of the selection score with the test image AUROC across "
+             "the cycle ends, per run (mean over seeds) and over all runs of the category.", "",
+             "| category | seeds | test AUROC by cycle | selection score by cycle | rho per run | rho, category | fit s by cycle |",
+             "|---|---|---|---|---|---|---|"]  # fmt: skip
+    for category in categories:
+        chosen = {seed: sorted(runs[c, seed], key=lambda r: int(r["cycle"])) for c, seed in runs if c == category}
+        cycles = min(len(trace) for trace in chosen.values())
+        def mean_by_cycle(column: str, traces: dict = chosen, cycles: int = cycles) -> list[float]:
+            return [float(np.mean([float(trace[i][column]) for trace in traces.values()])) for i in range(cycles)]
+        per_run = [spearmanr([float(r["selection_score"]) for r in t], [float(r["test_image_AUROC"]) for r in t]).statistic
+                   for t in chosen.values()]  # fmt: skip
+        pooled = spearmanr([float(r["selection_score"]) for t in chosen.values() for r in t],
+                           [float(r["test_image_AUROC"]) for t in chosen.values() for r in t]).statistic  # fmt: skip
+        lines.append(f"| {category} | {','.join(sorted(chosen))} | "
+                     + " / ".join(f"{v:.3f}" for v in mean_by_cycle("test_image_AUROC")) + " | "
+                     + " / ".join(f"{v:.3f}" for v in mean_by_cycle("selection_score")) + f" | {np.nanmean(per_run):.2f} | "
+                     + f"{pooled:.2f} | " + " / ".join(f"{v:.0f}" for v in mean_by_cycle("fit_seconds")) + " |")  # fmt: skip
+    lines += ["", "Each stopping rule replayed on these traces (the schedule does not depend on when a run stops): "
+              "test image AUROC of the cycle it keeps / fit seconds to where it stops, mean over seeds; the default "
+              "budget (all images, no hold-out) and the best cycle by test labels for reference.", "",
+              "Kept minus default: mean and lowest over the categories of each family (aligned demo, production-line "
+              "parts); negative is below the default. Below best: the largest shortfall from the best cycle.", "",
+              "| rule | " + " | ".join(categories) + " | " + " | ".join(f"kept - default, {name}" for name, _ in families)
+              + " | below best cycle (worst) |", "|---|" + "---|" * (len(categories) + len(families) + 1)]  # fmt: skip
+    best_cycle = {}
+    for category in categories:
+        traces = [sorted(runs[c, seed], key=lambda r: int(r["cycle"])) for c, seed in runs if c == category]
+        cycles = min(len(trace) for trace in traces)
+        best_cycle[category] = max(float(np.mean([float(t[i]["test_image_AUROC"]) for t in traces])) for i in range(cycles))
+    default_means = {c: [v for (category, _), v in defaults.items() if category == c] for c in categories}
+    blank = " |" * (len(families) + 1)
+    lines.append("| default budget (no hold-out) | " + " | ".join(
+        f"{np.mean([a for a, _ in default_means[c]]):.3f} / {np.mean([f for _, f in default_means[c]]):.0f}"
+        if default_means[c] else "-" for c in categories) + " |" + blank)  # fmt: skip
+    lines.append("| best cycle by test labels | " + " | ".join(f"{best_cycle[c]:.3f}" for c in categories) + " |" + blank)
+    for name, rule in RULES.items():
+        cells, kept_minus_default, gaps_best = [], {}, []
+        for category in categories:
+            kept = []
+            for (c, _), trace in runs.items():
+                if c != category:
+                    continue
+                trace = sorted(trace, key=lambda r: int(r["cycle"]))
+                try:
+                    keep, stop = rule.replay([float(r["selection_score"]) for r in trace])
+                except ValueError:  # the trace ends before this rule stops
+                    kept = []
+                    break
+                kept.append((float(trace[keep - 1]["test_image_AUROC"]), float(trace[stop - 1]["fit_seconds"])))
+            if not kept:
+                cells.append("-")
+                continue
+            auroc_mean = float(np.mean([a for a, _ in kept]))
+            cells.append(f"{auroc_mean:.3f} / {np.mean([f for _, f in kept]):.0f}")
+            gaps_best.append(best_cycle[category] - auroc_mean)
+            if default_means[category]:
+                kept_minus_default[category] = auroc_mean - np.mean([a for a, _ in default_means[category]])
+        complete = "-" not in cells  # a figure over some categories only would flatter the rule
+        summaries = []
+        for _, members in families:
+            gaps = [kept_minus_default[c] for c in categories if c in members and c in kept_minus_default]
+            summaries.append(f"{np.mean(gaps):+.3f} / {min(gaps):+.3f}" if gaps and complete else "-")
+        worst_best = f"{max(gaps_best):+.3f}" if gaps_best and complete else "-"
+        lines.append(f"| {name} | " + " | ".join(cells) + " | " + " | ".join(summaries) + f" | {worst_best} |")
+    _plot_cycles(runs, categories, output / "cycles.png")
+    return lines
+
+
+def _plot_cycles(runs: dict[tuple[str, str], list[dict[str, str]]], categories: list[str], path: Path) -> None:
+    """The selection score beside the test image AUROC at each cycle's end, one panel per category."""
+    panels: dict[str, list[Curve]] = {category: [] for category in categories}
+    for (category, seed), trace in sorted(runs.items()):
+        trace = sorted(trace, key=lambda r: int(r["cycle"]))
+        epochs = [float(r["epochs"]) for r in trace]
+        first = not panels[category]
+        panels[category] += [
+            (epochs, [float(r["test_image_AUROC"]) for r in trace], "k-o", "test (labels)" if first else None),
+            (epochs, [float(r["selection_score"]) for r in trace], "C0--o", "selection score (self-validation)" if first else None),
+        ]  # fmt: skip
+    _plot_panels(panels, path, "epochs (cycle ends)", "AUROC", 0.5)
 
 
 def _threshold_summary(path: Path, fields: tuple[str, ...], title: str, what: str) -> list[str]:
@@ -275,27 +451,42 @@ def _correlation_section(rows: list[dict[str, str]]) -> list[str]:
     return lines
 
 
+Curve = tuple[list[float], list[float], str, str | None]  # x, y, matplotlib format, legend label
+
+
+def _plot_panels(panels: dict[str, list[Curve]], path: Path, xlabel: str, ylabel: str, bottom: float) -> None:
+    """One panel of curves per category, side by side; the first panel carries the legend."""
+    figure = Figure(figsize=(4 * len(panels), 3.2))
+    for index, (category, curves) in enumerate(panels.items(), start=1):
+        axes = figure.add_subplot(1, len(panels), index)
+        for x, y, style, label in curves:
+            axes.plot(x, y, style, ms=3, label=label)
+        axes.set_title(category)
+        axes.set_xlabel(xlabel)
+        axes.set_ylim(bottom, 1.01)
+        if index == 1:
+            axes.set_ylabel(ylabel)
+            axes.legend(loc="lower right", fontsize=8)
+    figure.tight_layout()
+    figure.savefig(path, dpi=90)
+
+
 def _plot_curves(rows: list[dict[str, str]], path: Path) -> None:
     """The estimate beside the test curve, one panel per category."""
     categories = sorted({row["category"] for row in rows}, key=list(ALL_CATEGORIES).index)
     held = [row for row in rows if row["held_out"] != "0"]
-    figure = Figure(figsize=(4 * len(categories), 3.2))
-    for index, category in enumerate(categories, start=1):
-        axes = figure.add_subplot(1, len(categories), index)
+    panels: dict[str, list[Curve]] = {}
+    for category in categories:
         for seed in sorted({row["seed"] for row in held if row["category"] == category}):
             curve = [row for row in held if row["category"] == category and row["seed"] == seed]
-            epochs = [int(row["epoch"]) for row in curve]
-            axes.plot(epochs, [float(row["test_image_AUROC"]) for row in curve], "k-", label="test (labels)")
-            axes.plot(epochs, [float(row["self_image_AUROC"]) for row in curve], "C0--", label="self-validation, image")
-            axes.plot(epochs, [float(row["self_pixel_AUROC"]) for row in curve], "C1:", label="self-validation, pixel")
-        axes.set_title(category)
-        axes.set_xlabel("epoch")
-        axes.set_ylim(0.4, 1.01)
-        if index == 1:
-            axes.set_ylabel("image AUROC")
-            axes.legend(loc="lower right", fontsize=8)
-    figure.tight_layout()
-    figure.savefig(path, dpi=90)
+            epochs = [float(row["epoch"]) for row in curve]
+            first = seed == min(row["seed"] for row in held if row["category"] == category)
+            panels.setdefault(category, []).extend([
+                (epochs, [float(row["test_image_AUROC"]) for row in curve], "k-", "test (labels)" if first else None),
+                (epochs, [float(row["self_image_AUROC"]) for row in curve], "C0--", "self-validation, image" if first else None),
+                (epochs, [float(row["self_pixel_AUROC"]) for row in curve], "C1:", "self-validation, pixel" if first else None),
+            ])  # fmt: skip
+    _plot_panels(panels, path, "epoch", "image AUROC", 0.4)
 
 
 def main() -> None:
@@ -312,6 +503,8 @@ def main() -> None:
     parser.add_argument("--no-curves", action="store_true", help="skip the per-epoch runs (runs.csv)")
     parser.add_argument("--adaptive", action="store_true", help="also compare the default and adaptive budgets")
     parser.add_argument("--thresholds", action="store_true", help="also measure F1 at the self-validation threshold")
+    parser.add_argument("--cycles", action="store_true", help="also trace every cycle of the adaptive budget")
+    parser.add_argument("--max-cycles", type=int, default=5, help="cycles a --cycles run trains")
     args = parser.parse_args()
     args.output.mkdir(parents=True, exist_ok=True)
     missing = [category for category in args.categories if not (args.root / category).is_dir()]
@@ -325,14 +518,23 @@ def main() -> None:
                     continue
                 for row in run(args.root, category, seed, held_out, args.epochs, args.results):
                     table.add(row)
+    adaptive = ResultsTable(args.output / "adaptive.csv", ADAPTIVE_FIELDS, ("category", "seed", "budget"))
     if args.adaptive:
-        adaptive = ResultsTable(args.output / "adaptive.csv", ADAPTIVE_FIELDS, ("category", "seed", "budget"))
         for category in args.categories:
             for seed in args.seeds:
                 for held_out in (0, args.held_out):
                     budget = f"adaptive ({held_out} held out)" if held_out else "default"
                     if not adaptive.has(category, str(seed), budget):
                         adaptive.add(adaptive_run(args.root, category, seed, held_out, args.results))
+    if args.cycles:
+        cycles = ResultsTable(args.output / "cycles.csv", CYCLE_FIELDS, ("category", "seed", "cycle"))
+        for category in args.categories:
+            for seed in args.seeds:
+                if not cycles.has(category, str(seed), str(args.max_cycles)):
+                    for row in cycle_run(args.root, category, seed, args.held_out, args.max_cycles, args.results):
+                        cycles.add(row)
+                if not adaptive.has(category, str(seed), "default"):  # what the cycles are compared with
+                    adaptive.add(adaptive_run(args.root, category, seed, 0, args.results))
     if args.thresholds:
         key = ("category", "seed", "epochs", "rule")
         thresholds = ResultsTable(args.output / "thresholds.csv", THRESHOLD_FIELDS, key)

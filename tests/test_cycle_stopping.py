@@ -7,6 +7,7 @@ from anomalib_fastflow.training.cycle_stopping import CycleStopping
 
 def test_patience_one_stops_at_the_first_cycle_without_a_new_best_and_keeps_the_best() -> None:
     assert CycleStopping().replay([0.6, 0.8, 0.7, 0.9]) == (2, 3)
+    assert CycleStopping().replay([0.6, 0.605, 0.7]) == (1, 2)  # by default a new best must gain 0.01
 
 
 def test_a_new_best_must_beat_the_best_by_more_than_min_delta() -> None:

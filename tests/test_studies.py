@@ -32,3 +32,23 @@ def test_every_study_is_in_the_table_with_an_existing_doc() -> None:
     assert sorted(name for name, _ in rows) == [script.name for script in SCRIPTS]
     root = STUDIES.parent
     assert all((root / doc).exists() for _, doc in rows), rows
+
+
+def test_the_self_validation_study_replays_stopping_rules_on_cycle_traces(tmp_path: Path) -> None:
+    spec = importlib.util.spec_from_file_location("study_self_validation", STUDIES / "self_validation_study.py")
+    study = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(study)
+    traces = {"0": ([0.70, 0.75, 0.74, 0.76], [0.90, 0.94, 0.96, 0.80]), "1": ([0.80, 0.79, 0.81, 0.82], [0.92, 0.93, 0.91, 0.90])}
+    with (tmp_path / "cycles.csv").open("w") as file:
+        file.write(",".join(study.CYCLE_FIELDS) + "\n")
+        for seed, (selection, test) in traces.items():
+            for cycle, (score, auroc) in enumerate(zip(selection, test, strict=True), start=1):
+                file.write(f"brick,{seed},{cycle},{10 * cycle},,,{score},{auroc},{cycle}\n")
+    lines = study._cycles_section(tmp_path)
+    rows = {line.split(" | ")[0].strip("| "): line.split(" | ")[1:] for line in lines if line.startswith("| ")}
+    # patience 1 (no min_delta) keeps cycle 2 (seed 0, stopped after 3) and cycle 1 (seed 1, stopped after 2)
+    assert rows["patience 1 (0.2.0)"][0] == f"{(0.94 + 0.92) / 2:.3f} / {(3 + 2) / 2:.0f}"
+    assert rows["patience 2"][0] == "-"  # both traces end before it stops: no figure rather than a flattering one
+    assert rows["patience 1, min_delta 0.02"][0] == f"{(0.94 + 0.92) / 2:.3f} / 2"  # +0.05 counts, +0.01 does not
+    assert rows["best cycle by test labels"][0] == f"{(0.94 + 0.93) / 2:.3f}"  # cycle 2 (cycle 3 ties)
+    assert (tmp_path / "cycles.png").exists()

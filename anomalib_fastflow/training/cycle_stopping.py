@@ -5,11 +5,17 @@ With self-validation and no budget given, FastFlow trains in cycles of its defau
 the new best when its score beats the best so far by more than ``min_delta``; the run stops after
 ``patience`` cycles without a new best, or after ``max_cycles``, and keeps the best cycle's
 weights (Lightning's ``EarlyStopping``, with cycles for epochs and the best weights restored).
-Rules measured on the demo and checked on the production-line parts: ``docs/self_validation/``.
+
+A cycle must beat the best by ``MIN_DELTA`` (one point of the score's AUROC scale): cycle traces on
+the demo and the production-line parts (``docs/self_validation/``, 9 categories, three seeds) show
+later cycles gaining the estimate a few thousandths while the test AUROC fell (nut, board, grass);
+with it the kept cycles lost less against the default budget on both sets.
 """
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+
+MIN_DELTA = 0.01  # how much a cycle must improve the self-validation score to count
 
 
 @dataclass
@@ -26,7 +32,7 @@ class CycleStopping:
     """
 
     patience: int = 1
-    min_delta: float = 0.0
+    min_delta: float = MIN_DELTA
     max_cycles: int = 8
     best_cycle: int = 0
     best_score: float = float("-inf")
