@@ -3,7 +3,6 @@ from their paths, a label-free estimate logged during training, no test image ev
 adaptive budget it drives (cycles while it improves, the best cycle kept; an explicit budget wins)."""
 
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
 import torch
@@ -229,23 +228,3 @@ def test_thresholds_come_from_the_self_validation_set_not_the_test_split(
     torch.testing.assert_close(model.post_processor._image_threshold, highest_normal)
     assert not (scored.pred_score.flatten()[scored.gt_label == 0] > model.post_processor._image_threshold).any()
 
-
-def test_only_process_zero_scores_the_set_and_every_process_takes_its_scores() -> None:
-    """In a distributed run each process holds the whole set; process 0 scores it and broadcasts, so
-    all processes log the same estimate and take the same stopping decision."""
-    zero, other = SelfValidationScores(0.9, 0.8, 0.7, 2, {}), SelfValidationScores(0.1, 0.1, 0.1, 2, {})
-    callback = training_callback.FastFlowTraining(self_validation=2)
-    evaluated = []
-    callback.validation_set = SimpleNamespace(evaluate=lambda model: evaluated.append(model) or other)
-    sent = []
-
-    def broadcast(value: object, src: int = 0) -> SelfValidationScores:
-        sent.append((value, src))
-        return zero  # what process 0 sent
-
-    model = SimpleNamespace(model="flows")
-    for rank_is_zero, expected_sent in ((False, None), (True, other)):
-        trainer = SimpleNamespace(is_global_zero=rank_is_zero, strategy=SimpleNamespace(broadcast=broadcast))
-        assert callback._evaluate(trainer, model) is zero
-        assert sent.pop() == (expected_sent, 0)
-    assert evaluated == ["flows"]  # process 0 only

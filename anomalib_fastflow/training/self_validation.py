@@ -5,8 +5,8 @@ and with a synthetic defect drawn on it (``synthetic_defects``; the families alt
 mask is known. Image AUROC, pixel AUROC and AUPRO on these images are a label-free estimate of
 the model's quality. The held-out images are chosen from their paths (relative to the training
 images' common folder) and a seed, so a resumed run, another machine or another copy of the data
-picks the same ones, and every process of a distributed run holds out the same whole set (process
-0 scores it and tells the others: nothing to gather, no padding). Their backbone features are computed once, so an evaluation costs
+picks the same ones, and every process of a distributed run holds the same whole set: its
+scores need no gathering. Their backbone features are computed once, so an evaluation costs
 only the flows' forward pass.
 """
 
