@@ -289,8 +289,8 @@ def _cycles_section(output: Path) -> list[str]:
         return []
     rows = ResultsTable(path, CYCLE_FIELDS, ("category", "seed", "cycle")).rows
     runs: dict[tuple[str, str], list[dict[str, str]]] = {}
-    for row in rows:
-        runs.setdefault((row["category"], row["seed"]), []).append(row)
+    for row in sorted(rows, key=lambda r: int(r["cycle"])):
+        runs.setdefault((row["category"], row["seed"]), []).append(row)  # each run's cycles in order
     categories = sorted({category for category, _ in runs}, key=list(ALL_CATEGORIES).index)
     families = [(name, members) for name, members in (("demo", CATEGORIES), ("line parts", LINE_CATEGORIES))
                 if set(members) & set(categories)]  # fmt: skip
@@ -307,7 +307,7 @@ def _cycles_section(output: Path) -> list[str]:
              "| category | seeds | test AUROC by cycle | selection score by cycle | rho per run | rho, category | fit s by cycle |",
              "|---|---|---|---|---|---|---|"]  # fmt: skip
     for category in categories:
-        chosen = {seed: sorted(runs[c, seed], key=lambda r: int(r["cycle"])) for c, seed in runs if c == category}
+        chosen = {seed: runs[c, seed] for c, seed in runs if c == category}
         cycles = min(len(trace) for trace in chosen.values())
         def mean_by_cycle(column: str, traces: dict = chosen, cycles: int = cycles) -> list[float]:
             return [float(np.mean([float(trace[i][column]) for trace in traces.values()])) for i in range(cycles)]
@@ -328,7 +328,7 @@ def _cycles_section(output: Path) -> list[str]:
               + " | below best cycle (worst) |", "|---|" + "---|" * (len(categories) + len(families) + 1)]  # fmt: skip
     best_cycle = {}
     for category in categories:
-        traces = [sorted(runs[c, seed], key=lambda r: int(r["cycle"])) for c, seed in runs if c == category]
+        traces = [runs[c, seed] for c, seed in runs if c == category]
         cycles = min(len(trace) for trace in traces)
         best_cycle[category] = max(float(np.mean([float(t[i]["test_image_AUROC"]) for t in traces])) for i in range(cycles))
     default_means = {c: [v for (category, _), v in defaults.items() if category == c] for c in categories}
@@ -344,7 +344,6 @@ def _cycles_section(output: Path) -> list[str]:
             for (c, _), trace in runs.items():
                 if c != category:
                     continue
-                trace = sorted(trace, key=lambda r: int(r["cycle"]))
                 try:
                     keep, stop = rule.replay([float(r["selection_score"]) for r in trace])
                 except ValueError:  # the trace ends before this rule stops
@@ -373,8 +372,7 @@ def _cycles_section(output: Path) -> list[str]:
 def _plot_cycles(runs: dict[tuple[str, str], list[dict[str, str]]], categories: list[str], path: Path) -> None:
     """The selection score beside the test image AUROC at each cycle's end, one panel per category."""
     panels: dict[str, list[Curve]] = {category: [] for category in categories}
-    for (category, seed), trace in sorted(runs.items()):
-        trace = sorted(trace, key=lambda r: int(r["cycle"]))
+    for (category, _), trace in sorted(runs.items()):
         epochs = [float(r["epochs"]) for r in trace]
         first = not panels[category]
         panels[category] += [

@@ -30,15 +30,14 @@ from lightning.pytorch import Callback, LightningModule, Trainer
 from lightning.pytorch.trainer.states import TrainerFn, TrainerStatus
 from lightning.pytorch.utilities import rank_zero_info
 
-from .guards import non_finite_gradient, stop_training
 from .cycle_stopping import CycleStopping
+from .guards import non_finite_gradient, stop_training
 from .samplers import seeded_sampler
 from .schedule import has_lightning_default_budget, set_default_budget
 from .self_validation import SelfValidationScores, SelfValidationSet
 from .thresholds import image_threshold
 from .view_features import Backbone, ViewFeatures
 from .views import AugmentationChoice, resolve_augmentation
-
 
 
 class FastFlowTraining(Callback):
@@ -132,7 +131,7 @@ class FastFlowTraining(Callback):
                 set_default_budget(trainer, batches)
             else:  # train in cycles of the default budget while self-validation improves
                 self.cycle_epochs = set_default_budget(trainer, batches, self.stopping.max_cycles)
-                self.stopping = CycleStopping(self.stopping.patience, self.stopping.min_delta, self.stopping.max_cycles)
+                self.stopping = self.stopping.restarted()
                 self._best_weights = None
         augmentation = resolve_augmentation(
             self.augmentation, getattr(datamodule, "category", None), self.affine_augmentation, self.affine_scale

@@ -13,7 +13,7 @@ with it the kept cycles lost less against the default budget on both sets.
 """
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 MIN_DELTA = 0.01  # how much a cycle must improve the self-validation score to count
 
@@ -53,6 +53,10 @@ class CycleStopping:
         stop = cycle >= self.max_cycles or cycle - self.best_cycle >= self.patience
         return improved, stop
 
+    def restarted(self) -> "CycleStopping":
+        """The same rule with no cycle seen yet."""
+        return replace(self, best_cycle=0, best_score=float("-inf"))
+
     def replay(self, scores: Sequence[float]) -> tuple[int, int]:
         """The cycle this rule keeps and the cycle it stops after, for the scores of cycles 1, 2, ...
         (as many as a run without stopping trained; at least up to where this rule stops).
@@ -60,7 +64,7 @@ class CycleStopping:
         Raises:
             ValueError: The scores end before the rule stops.
         """
-        rule = CycleStopping(self.patience, self.min_delta, self.max_cycles)
+        rule = self.restarted()
         for cycle, score in enumerate(scores, start=1):
             if rule.update(cycle, score)[1]:
                 return rule.best_cycle, cycle
