@@ -3,9 +3,11 @@ from their paths, a label-free estimate logged during training, no test image ev
 adaptive budget it drives (cycles while it improves, the best cycle kept; an explicit budget wins)."""
 
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
+from anomalib.data import InferenceBatch
 from anomalib.data.datasets.base import image as anomalib_image_dataset
 from anomalib.engine import Engine
 from anomalib.post_processing import PostProcessor
@@ -53,36 +55,59 @@ def test_held_out_images_depend_on_the_relative_paths_and_the_seed_only() -> Non
         held_out_indices(paths[:3], 3, seed=0)
 
 
+class _Listed(torch.nn.Identity):
+    """A feature extractor that returns the image as its one feature map."""
+
+    def forward(self, inputs: torch.Tensor) -> list[torch.Tensor]:
+        return [inputs]
+
+
+class _MaskModel(torch.nn.Module):
+    """A ``FastFlowModel`` stand-in whose anomaly maps are ``maps``."""
+
+    def __init__(self, maps: torch.Tensor) -> None:
+        super().__init__()
+        self.flows = torch.nn.Linear(1, 1)
+        self.maps = maps
+
+    def encode(self, features: list[torch.Tensor]) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+        return features, []
+
+    def score(self, latents: list[torch.Tensor]) -> InferenceBatch:
+        return InferenceBatch(pred_score=self.maps.flatten(1).amax(1), anomaly_map=self.maps)
+
+
+def _cached_set(images: int = 4) -> SelfValidationSet:
+    validation = SelfValidationSet([_image(seed) for seed in range(images)], [f"{seed}.png" for seed in range(images)])
+    validation.cache_features(torch.nn.Identity(), _Listed())
+    return validation
+
+
 def test_the_set_scores_a_model_that_sees_its_defects_perfectly() -> None:
     """With a model whose map is the defect mask itself, every metric is 1; with a constant one, 0.5."""
-    images = [_image(seed) for seed in range(4)]
-    validation = SelfValidationSet(images, [f"{seed}.png" for seed in range(4)])
+    validation = _cached_set()
     assert len(validation) == 4 and validation.labels.tolist() == [0] * 4 + [1] * 4
-
-    class Listed(torch.nn.Identity):
-        def forward(self, inputs: torch.Tensor) -> list[torch.Tensor]:
-            return [inputs]
-
-    class MaskModel(torch.nn.Module):
-        def __init__(self, maps: torch.Tensor) -> None:
-            super().__init__()
-            self.flows = torch.nn.Linear(1, 1)
-            self.maps = maps
-
-        def encode(self, features: list[torch.Tensor]) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
-            return features, []
-
-        def score(self, latents: list[torch.Tensor]) -> object:
-            from anomalib.data import InferenceBatch
-
-            return InferenceBatch(pred_score=self.maps.flatten(1).amax(1), anomaly_map=self.maps)
-
-    validation.cache_features(torch.nn.Identity(), Listed())
-    perfect = validation.evaluate(MaskModel(validation.input_masks.float()))
+    perfect = validation.evaluate(_MaskModel(validation.input_masks.float()))
     assert (perfect.image_auroc, perfect.pixel_auroc) == (1.0, 1.0) and perfect.aupro == pytest.approx(1.0)
     assert perfect.family_image_auroc == {"own_surface": 1.0, "perlin": 1.0}
-    blind = validation.evaluate(MaskModel(torch.zeros_like(validation.input_masks)))
+    blind = validation.evaluate(_MaskModel(torch.zeros_like(validation.input_masks)))
     assert (blind.image_auroc, blind.pixel_auroc) == (0.5, 0.5)
+
+
+def test_scoring_in_a_distributed_run_waits_on_no_other_process(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Process 0 scores the set alone while the others wait for its broadcast: a metric that gathered
+    across processes (torchmetrics' default when a process group exists) would wait forever. Here a
+    process group seems to exist and any collective fails."""
+    validation = _cached_set()
+
+    def collective(*args: object, **kwargs: object) -> None:
+        raise AssertionError("a collective was called")
+
+    monkeypatch.setattr(torch.distributed, "is_initialized", lambda: True)
+    for name in ("all_gather", "all_gather_object", "get_world_size", "broadcast", "all_reduce"):
+        monkeypatch.setattr(torch.distributed, name, collective)
+    scores = validation.evaluate(_MaskModel(validation.input_masks.float()))
+    assert scores.aupro == pytest.approx(1.0)
 
 
 @pytest.mark.slow
@@ -228,3 +253,23 @@ def test_thresholds_come_from_the_self_validation_set_not_the_test_split(
     torch.testing.assert_close(model.post_processor._image_threshold, highest_normal)
     assert not (scored.pred_score.flatten()[scored.gt_label == 0] > model.post_processor._image_threshold).any()
 
+
+def test_only_process_zero_scores_the_set_and_every_process_takes_its_scores() -> None:
+    """In a distributed run each process holds the whole set; process 0 scores it and broadcasts, so
+    all processes log the same estimate and take the same stopping decision."""
+    zero, other = SelfValidationScores(0.9, 0.8, 0.7, 2, {}), SelfValidationScores(0.1, 0.1, 0.1, 2, {})
+    callback = training_callback.FastFlowTraining(self_validation=2)
+    evaluated = []
+    callback.validation_set = SimpleNamespace(evaluate=lambda model: evaluated.append(model) or other)
+    sent = []
+
+    def broadcast(value: object, src: int = 0) -> SelfValidationScores:
+        sent.append((value, src))
+        return zero  # what process 0 sent
+
+    model = SimpleNamespace(model="flows")
+    for rank_is_zero, expected_sent in ((False, None), (True, other)):
+        trainer = SimpleNamespace(is_global_zero=rank_is_zero, strategy=SimpleNamespace(broadcast=broadcast))
+        assert callback._evaluate(trainer, model) is zero
+        assert sent.pop() == (expected_sent, 0)
+    assert evaluated == ["flows"]  # process 0 only

@@ -71,7 +71,7 @@ def _aurocs(output: str) -> tuple[float, float]:
 @pytest.mark.slow
 def test_ddp_with_two_cpu_processes_trains_as_well_as_one(tmp_path: Path) -> None:
     """Lightning's DDP (gloo, two CPU processes), each caching the samples of its own shard, with
-    self-validation: the held-out images are in neither shard, and each process scores all of them."""
+    self-validation: the held-out images are in neither shard; process 0 scores them and broadcasts."""
     root = build_demo_dataset(tmp_path / "data", ["brick"], image_size=128, num_train=32, seed=2)
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     common = [

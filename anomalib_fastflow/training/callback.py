@@ -123,7 +123,8 @@ class FastFlowTraining(Callback):
             datamodule.train_data, self.validation_set = SelfValidationSet.hold_out(
                 datamodule.train_data, self.self_validation, self.seed
             )
-            self.validation_set.cache_features(pl_module.pre_processor.transform, pl_module.model.feature_extractor)
+            if trainer.is_global_zero:  # process 0 scores the set for all (``_evaluate``)
+                self.validation_set.cache_features(pl_module.pre_processor.transform, pl_module.model.feature_extractor)
         self.cycle_epochs = None
         if has_lightning_default_budget(trainer):
             batches = len(datamodule.train_dataloader()) if datamodule is not None else 0
@@ -174,12 +175,19 @@ class FastFlowTraining(Callback):
         """Score the self-validation set and log the estimate (progress bar and logger)."""
         if self.validation_set is None:
             return
-        scores = self._cycle_scores or self.validation_set.evaluate(pl_module.model)
+        scores = self._cycle_scores or self._evaluate(trainer, pl_module)
         self._cycle_scores = None
         self.self_validation_scores.append(scores)
         metrics = {"image_AUROC": scores.image_auroc, "pixel_AUROC": scores.pixel_auroc, "AUPRO": scores.aupro}
         for name, value in metrics.items():
             pl_module.log(f"self_validation/{name}", value, prog_bar=name == "image_AUROC", sync_dist=False)
+
+    def _evaluate(self, trainer: Trainer, pl_module: LightningModule) -> SelfValidationScores:
+        """The self-validation set scored by process 0, on every process: each holds the whole set
+        (nothing to gather or pad), and all log the same estimate and take the same decision, which a
+        distributed run needs (a process that stops alone leaves the others waiting)."""
+        scores = self.validation_set.evaluate(pl_module.model) if trainer.is_global_zero else None
+        return trainer.strategy.broadcast(scores, src=0)
 
     def on_train_batch_end(
         self, trainer: Trainer, pl_module: LightningModule, outputs: object, batch: Batch, batch_idx: int
@@ -195,7 +203,7 @@ class FastFlowTraining(Callback):
         if (trainer.current_epoch + 1) % self.cycle_epochs:
             return
         cycle = (trainer.current_epoch + 1) // self.cycle_epochs
-        scores = self._cycle_scores = self.validation_set.evaluate(pl_module.model)
+        scores = self._cycle_scores = self._evaluate(trainer, pl_module)
         improved, stop = self.stopping.update(cycle, scores.selection_score)
         if improved:
             self._best_weights = {name: value.detach().clone() for name, value in pl_module.model.state_dict().items()
@@ -269,13 +277,13 @@ class FastFlowTraining(Callback):
 
     def _fit_thresholds(self, trainer: Trainer, pl_module: LightningModule) -> None:
         """The post-processor's thresholds and min-max normalisation from the self-validation set
-        scored by the final weights, fed through its validation hooks (pixel threshold F1-optimal on
-        the synthetic defects); then the image threshold set to the highest held-out normal score
+        scored by the final weights (by process 0, for every process), fed through its validation hooks
+        (pixel threshold F1-optimal on the synthetic defects); then the image threshold set to the highest held-out normal score
         (``thresholds``: it held where the F1-optimal one did not)."""
         post_processor = getattr(pl_module, "post_processor", None)
         if post_processor is None:
             return
-        batch = self.validation_set.predict(pl_module.model)
+        batch = trainer.strategy.broadcast(self.validation_set.predict(pl_module.model) if trainer.is_global_zero else None)
         post_processor.on_validation_batch_end(trainer, pl_module, batch)
         post_processor.on_validation_epoch_end(trainer, pl_module)
         if getattr(post_processor, "enable_thresholding", False):  # anomalib's PostProcessor keeps it in a buffer

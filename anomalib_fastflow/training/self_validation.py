@@ -5,9 +5,9 @@ and with a synthetic defect drawn on it (``synthetic_defects``; the families alt
 mask is known. Image AUROC, pixel AUROC and AUPRO on these images are a label-free estimate of
 the model's quality. The held-out images are chosen from their paths (relative to the training
 images' common folder) and a seed, so a resumed run, another machine or another copy of the data
-picks the same ones, and every process of a distributed run holds the same whole set: its
-scores need no gathering. Their backbone features are computed once, so an evaluation costs
-only the flows' forward pass.
+picks the same ones, and every process of a distributed run holds out the same whole set (process
+0 scores it and tells the others: nothing to gather, no padding). Their backbone features are
+computed once, so an evaluation costs only the flows' forward pass.
 """
 
 import hashlib
@@ -23,6 +23,12 @@ from torch.nn import functional as F
 from ..metrics import auroc
 from .synthetic_defects import FAMILIES, draw_defect
 from .views import common_folder, relative_key
+
+
+def _this_process_only(tensor: torch.Tensor, group: object = None) -> list[torch.Tensor]:
+    """A torchmetrics ``dist_sync_fn`` that gathers nothing. The set is whole in the process that scores
+    it (process 0 alone, in a distributed run): gathering would wait on processes that never score."""
+    return [tensor]
 
 
 @dataclass(frozen=True)
@@ -156,7 +162,7 @@ class SelfValidationSet:
         batch = self.predict(model)
         masks, scores = self.input_masks.cpu(), batch.pred_score.flatten()
         maps = batch.anomaly_map.reshape(masks.shape)  # anomalib's batch keeps (N, H, W)
-        aupro = _AUPRO()
+        aupro = _AUPRO(dist_sync_fn=_this_process_only)
         aupro.update(maps[len(self) :, 0], masks[len(self) :, 0].int())  # regions: the defective images
         by_family = {}
         for family in sorted(set(self.families) - {"normal"}):
