@@ -96,6 +96,10 @@ class FastFlow(AnomalibModule):
             (``training.self_validation``). With it and no budget given, training goes on in cycles
             of the default budget while the estimate improves (``training.cycle_stopping``) and
             keeps the best cycle's weights.
+        keep_best_epoch: With ``self_validation`` and an explicit budget, keep the weights of the epoch
+            with the best self-validation score instead of the last epoch's. Off by default: on the
+            demo and the production-line parts the kept epoch was no better than the last on
+            average (``docs/training.md``, "Self-validation").
         pre_processor: anomalib pre-processor, or ``True`` for resize + the backbone's normalization.
         post_processor: anomalib post-processor, or ``True`` for the default.
         evaluator: anomalib evaluator, or ``True`` for image/pixel AUROC and F1 on the test set.
@@ -133,6 +137,7 @@ class FastFlow(AnomalibModule):
         warmup_fraction: float = 0.1,
         scale_lr_to_budget: bool = True,
         self_validation: int = 0,
+        keep_best_epoch: bool = False,
         pre_processor: PreProcessor | bool = True,
         post_processor: PostProcessor | bool = True,
         evaluator: Evaluator | bool = True,
@@ -180,6 +185,7 @@ class FastFlow(AnomalibModule):
             affine_scale,
             cache_bytes=int(cache_memory_gb * 2**30) if cache_features else None,
             self_validation=self_validation,
+            keep_best_epoch=keep_best_epoch,
         )
 
     @classmethod

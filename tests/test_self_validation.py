@@ -140,28 +140,33 @@ def _scripted(monkeypatch: pytest.MonkeyPatch, image_aurocs: list[float]) -> Non
     )
 
 
+class _FlowSnapshots(Callback):
+    """The flows' weights at the end of each epoch (0-based index)."""
+
+    def __init__(self) -> None:
+        self.by_epoch: dict[int, dict[str, torch.Tensor]] = {}
+
+    def on_train_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        self.by_epoch[trainer.current_epoch] = {k: v.clone() for k, v in pl_module.model.flows.state_dict().items()}
+
+
 @pytest.mark.slow
 def test_no_budget_trains_cycles_while_self_validation_improves_and_keeps_the_best_cycle(
     tiny_dataset: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(schedule, "default_epochs", lambda steps_per_epoch: 2)  # cycles of 2 epochs
     _scripted(monkeypatch, [0.5, 0.6, 0.5, 0.8, 0.5, 0.7, 0.9, 0.9])  # cycles end at 0.6, 0.8, 0.7
-    snapshots: dict[int, dict[str, torch.Tensor]] = {}
-
-    class Snapshot(Callback):
-        def on_train_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
-            snapshots[trainer.current_epoch] = {k: v.clone() for k, v in pl_module.model.flows.state_dict().items()}
-
+    snapshots = _FlowSnapshots()
     seed_everything(0)
     datamodule = MVTec(root=tiny_dataset, category="brick", train_batch_size=4, eval_batch_size=4, num_workers=0)
     model = FastFlow(input_size=64, flow_steps=2, self_validation=4)
-    engine = Engine(default_root_dir=tmp_path, logger=False, callbacks=[Snapshot()])
+    engine = Engine(default_root_dir=tmp_path, logger=False, callbacks=[snapshots])
     engine.fit(model, datamodule=datamodule)
     assert engine.trainer.max_epochs == 2 * CycleStopping().max_cycles and engine.trainer.current_epoch == 6  # stopped after cycle 3
     assert model.training_callback.cycle_epochs == 2
     for name, value in model.model.flows.state_dict().items():  # cycle 2's weights (epoch index 3), not cycle 3's
-        torch.testing.assert_close(value, snapshots[3][name])
-    assert any(not torch.equal(snapshots[3][k], snapshots[4][k]) for k in snapshots[3])  # cycle 3 had moved on
+        torch.testing.assert_close(value, snapshots.by_epoch[3][name])
+    assert any(not torch.equal(snapshots.by_epoch[3][k], snapshots.by_epoch[4][k]) for k in snapshots.by_epoch[3])  # cycle 3 had moved on
 
 
 @pytest.mark.slow
@@ -206,6 +211,37 @@ def test_an_explicit_budget_wins_over_the_adaptive_one(tiny_dataset: Path, tmp_p
     engine = Engine(max_epochs=3, default_root_dir=tmp_path, logger=False)
     engine.fit(model, datamodule=datamodule)
     assert engine.trainer.current_epoch == 3 and model.training_callback.cycle_epochs is None
+
+
+@pytest.mark.slow
+def test_keep_best_epoch_puts_back_the_best_epoch_of_an_explicit_budget(
+    tiny_dataset: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The explicit budget is trained to its end, then the epoch with the best score is put back
+    (epoch 2 of 4 here), before the final validation."""
+    _scripted(monkeypatch, [0.6, 0.9, 0.7, 0.8])
+    snapshots = _FlowSnapshots()
+    seed_everything(0)
+    datamodule = MVTec(root=tiny_dataset, category="brick", train_batch_size=4, eval_batch_size=4, num_workers=0)
+    model = FastFlow(input_size=64, flow_steps=2, self_validation=4, keep_best_epoch=True)
+    engine = Engine(max_epochs=4, default_root_dir=tmp_path, logger=False, callbacks=[snapshots])
+    engine.fit(model, datamodule=datamodule)
+    assert engine.trainer.current_epoch == 4 and model.training_callback.best_epoch == 2
+    for name, value in model.model.flows.state_dict().items():  # epoch 2's weights (index 1)
+        torch.testing.assert_close(value, snapshots.by_epoch[1][name])
+    assert any(not torch.equal(snapshots.by_epoch[1][k], snapshots.by_epoch[2][k]) for k in snapshots.by_epoch[1])  # later epochs had moved on
+
+
+def test_keep_best_epoch_needs_self_validation_and_its_state_travels_in_the_checkpoint() -> None:
+    with pytest.raises(ValueError, match="keep_best_epoch=True needs self_validation"):
+        training_callback.FastFlowTraining(keep_best_epoch=True)
+    saved = training_callback.FastFlowTraining(self_validation=4, keep_best_epoch=True)
+    assert saved.state_dict() == {}  # nothing kept yet
+    saved.best_epoch, saved._best_epoch_score, saved._best_weights = 3, 0.8, {"flows.w": torch.ones(2)}
+    resumed = training_callback.FastFlowTraining(self_validation=4, keep_best_epoch=True)
+    resumed.load_state_dict(saved.state_dict())
+    assert (resumed.best_epoch, resumed._best_epoch_score) == (3, 0.8)
+    torch.testing.assert_close(resumed._best_weights, {"flows.w": torch.ones(2)})
 
 
 def test_cyclic_schedule_repeats_one_cycle_at_a_halved_peak() -> None:

@@ -34,10 +34,15 @@ def test_every_study_is_in_the_table_with_an_existing_doc() -> None:
     assert all((root / doc).exists() for _, doc in rows), rows
 
 
-def test_the_self_validation_study_replays_stopping_rules_on_cycle_traces(tmp_path: Path) -> None:
+def _self_validation_study() -> object:
     spec = importlib.util.spec_from_file_location("study_self_validation", STUDIES / "self_validation_study.py")
     study = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(study)
+    return study
+
+
+def test_the_self_validation_study_replays_stopping_rules_on_cycle_traces(tmp_path: Path) -> None:
+    study = _self_validation_study()
     traces = {"0": ([0.70, 0.75, 0.74, 0.76], [0.90, 0.94, 0.96, 0.80]), "1": ([0.80, 0.79, 0.81, 0.82], [0.92, 0.93, 0.91, 0.90])}
     with (tmp_path / "cycles.csv").open("w") as file:
         file.write(",".join(study.CYCLE_FIELDS) + "\n")
@@ -52,3 +57,14 @@ def test_the_self_validation_study_replays_stopping_rules_on_cycle_traces(tmp_pa
     assert rows["patience 1, min_delta 0.02"][0] == f"{(0.94 + 0.92) / 2:.3f} / 2"  # +0.05 counts, +0.01 does not
     assert rows["best cycle by test labels"][0] == f"{(0.94 + 0.93) / 2:.3f}"  # cycle 2 (cycle 3 ties)
     assert (tmp_path / "cycles.png").exists()
+
+
+def test_the_self_validation_study_replays_keep_best_epoch_on_a_curve() -> None:
+    """The epoch with the best mean of image and pixel estimate, the later of a tie (0-based)."""
+    study = _self_validation_study()
+    curve = [
+        {"self_image_AUROC": str(image), "self_pixel_AUROC": str(pixel), "self_AUPRO": "0.5"}
+        for image, pixel in ((0.6, 0.6), (0.9, 0.7), (1.0, 0.5), (0.7, 0.9), (0.5, 0.5))
+    ]
+    assert study.kept_epoch(curve) == 3  # (0.7, 0.9) ties (0.9, 0.7) at 0.8 and comes later; (1.0, 0.5) is lower
+    assert study.kept_epoch(curve[:3]) == 1

@@ -5,7 +5,8 @@ Lightning users look for changes to the trainer and the datamodule in callbacks;
 
 - sets the default budget when the user gave none (``schedule``); with self-validation, that
   budget adapts: cycles of the default budget while the self-validation score improves
-  (``cycle_stopping``), the best cycle's weights kept;
+  (``cycle_stopping``), the best cycle's weights kept; within an explicit budget, ``keep_best_epoch``
+  keeps the weights of the epoch with the best self-validation score instead of the last;
 - trains on fixed views of each image whose backbone features are computed once (``views``,
   ``view_features``, ``feature_cache``, ``cached_views``): it wraps the datamodule's training set
   for the fit and gives it back afterwards, also when training fails;
@@ -54,10 +55,13 @@ class FastFlowTraining(Callback):
         self_validation: Normal training images held out for the label-free estimate (0: none).
         seed: Seed of which images are held out and of their synthetic defects.
         stopping: When an adaptive budget (self-validation, no budget given) stops.
+        keep_best_epoch: With self-validation and an explicit budget, put back the weights of the epoch
+            whose self-validation score (``SelfValidationScores.selection_score``) was the highest (the
+            later one of a tie) after the last epoch, instead of keeping the last epoch's.
 
     Raises:
         ValueError: An unknown ``augmentation``, fewer than one view, or an ``affine_augmentation``
-            outside [0, 1], or a negative ``self_validation``.
+            outside [0, 1], a negative ``self_validation``, or ``keep_best_epoch`` without it.
     """
 
     def __init__(
@@ -70,9 +74,13 @@ class FastFlowTraining(Callback):
         self_validation: int = 0,
         seed: int = 0,
         stopping: CycleStopping | None = None,
+        keep_best_epoch: bool = False,
     ) -> None:
         if self_validation < 0:
             msg = f"self_validation={self_validation}: hold out 0 (none) or more normal training images."
+            raise ValueError(msg)
+        if keep_best_epoch and not self_validation:
+            msg = "keep_best_epoch=True needs self_validation > 0: the best epoch is chosen by its score."
             raise ValueError(msg)
         if not 0 <= affine_augmentation <= 1:
             msg = f"affine_augmentation={affine_augmentation}: a probability must be in [0, 1]."
@@ -92,13 +100,16 @@ class FastFlowTraining(Callback):
         self.self_validation = self_validation
         self.seed = seed
         self.stopping = stopping or CycleStopping()
+        self.keep_best_epoch = keep_best_epoch
         self.view_features: ViewFeatures | None = None  # during a fit
         self.validation_set: SelfValidationSet | None = None  # during a fit
         self.self_validation_scores: list[SelfValidationScores] = []  # one per epoch of the last fit
         self._full_train_data: object | None = None
         self.cycle_epochs: int | None = None  # epochs per cycle of an adaptive budget (no budget given)
-        self._best_weights: dict[str, torch.Tensor] | None = None  # its best cycle's
-        self._cycle_scores: SelfValidationScores | None = None  # scored at a cycle's end, logged at the epoch's
+        self._best_weights: dict[str, torch.Tensor] | None = None  # its best cycle's, or the best epoch's
+        self.best_epoch: int | None = None  # with ``keep_best_epoch``: the best epoch so far (1-based)
+        self._best_epoch_score = float("-inf")
+        self._epoch_scores: SelfValidationScores | None = None  # scored at an epoch's last batch, logged at its end
         self._image_paths: list[str] | None = None
 
     def features(self, batch: Batch, epoch: int, backbone: Backbone) -> list[torch.Tensor]:
@@ -133,7 +144,7 @@ class FastFlowTraining(Callback):
             else:  # train in cycles of the default budget while self-validation improves
                 self.cycle_epochs = set_default_budget(trainer, batches, self.stopping.max_cycles)
                 self.stopping = self.stopping.restarted()
-                self._best_weights = None
+        self._best_weights, self.best_epoch, self._best_epoch_score = None, None, float("-inf")
         augmentation = resolve_augmentation(
             self.augmentation, getattr(datamodule, "category", None), self.affine_augmentation, self.affine_scale
         )
@@ -175,8 +186,8 @@ class FastFlowTraining(Callback):
         """Score the self-validation set and log the estimate (progress bar and logger)."""
         if self.validation_set is None:
             return
-        scores = self._cycle_scores or self._evaluate(trainer, pl_module)
-        self._cycle_scores = None
+        scores = self._epoch_scores or self._evaluate(trainer, pl_module)
+        self._epoch_scores = None
         self.self_validation_scores.append(scores)
         metrics = {"image_AUROC": scores.image_auroc, "pixel_AUROC": scores.pixel_auroc, "AUPRO": scores.aupro}
         for name, value in metrics.items():
@@ -192,30 +203,67 @@ class FastFlowTraining(Callback):
     def on_train_batch_end(
         self, trainer: Trainer, pl_module: LightningModule, outputs: object, batch: Batch, batch_idx: int
     ) -> None:
-        """At the end of a cycle (an adaptive budget's): keep its weights if it is the new best by
-        self-validation (``cycle_stopping``); if the rule stops here, put the best weights back and
-        stop. This runs before the epoch's validation, so validation (the post-processor's
-        thresholds) sees the final weights."""
+        """At an epoch's last batch, with self-validation: score the set (logged at the epoch's end).
+        An adaptive budget ends a cycle here (``_end_cycle``); ``keep_best_epoch`` keeps the epoch's
+        weights if they are the best so far (``_keep_if_best``). This runs before the epoch's
+        validation, so validation (the post-processor's thresholds) sees the weights that are kept."""
         del outputs, batch, batch_idx
-        epoch_loop = trainer.fit_loop.epoch_loop
-        if self.cycle_epochs is None or not epoch_loop.batch_progress.is_last_batch:
+        if self.validation_set is None or not trainer.fit_loop.epoch_loop.batch_progress.is_last_batch:
             return
-        if (trainer.current_epoch + 1) % self.cycle_epochs:
-            return
+        scores = self._epoch_scores = self._evaluate(trainer, pl_module)
+        if self.cycle_epochs is not None:
+            if (trainer.current_epoch + 1) % self.cycle_epochs == 0:
+                self._end_cycle(trainer, pl_module, scores)
+        elif self.keep_best_epoch:
+            self._keep_if_best(trainer, pl_module, scores)
+
+    def _end_cycle(self, trainer: Trainer, pl_module: LightningModule, scores: SelfValidationScores) -> None:
+        """Keep the cycle's weights if it is the new best (``cycle_stopping``); if the rule stops here,
+        put the best weights back and stop."""
         cycle = (trainer.current_epoch + 1) // self.cycle_epochs
-        scores = self._cycle_scores = self._evaluate(trainer, pl_module)
         improved, stop = self.stopping.update(cycle, scores.selection_score)
         if improved:
-            self._best_weights = {name: value.detach().clone() for name, value in pl_module.model.state_dict().items()
-                                  if not name.startswith("feature_extractor.")}  # fmt: skip
+            self._best_weights = _flow_weights(pl_module)
         if not stop:
             return
-        pl_module.model.load_state_dict(self._best_weights, strict=False)
         trainer.should_stop = True
-        rank_zero_info(
+        self._put_back(
+            pl_module,
             f"FastFlow: self-validation peaked after cycle {self.stopping.best_cycle} of {cycle} "
-            f"({self.stopping.best_cycle * self.cycle_epochs} epochs); its weights are kept."
+            f"({self.stopping.best_cycle * self.cycle_epochs} epochs); its weights are kept.",
         )
+
+    def _keep_if_best(self, trainer: Trainer, pl_module: LightningModule, scores: SelfValidationScores) -> None:
+        """Keep the epoch's weights if its score is the best so far (a tie: the later epoch); after the
+        budget's last epoch, put the best back."""
+        epoch = trainer.current_epoch + 1
+        if scores.selection_score >= self._best_epoch_score:
+            self.best_epoch, self._best_epoch_score = epoch, scores.selection_score
+            self._best_weights = _flow_weights(pl_module)
+        last_epoch = trainer.max_epochs is not None and epoch >= trainer.max_epochs
+        if last_epoch or 0 < trainer.max_steps <= trainer.global_step:
+            self._put_best_epoch_back(pl_module)
+
+    def _put_best_epoch_back(self, pl_module: LightningModule) -> None:
+        """Load the best epoch's weights (``keep_best_epoch``), once."""
+        if self._best_weights is None or self.cycle_epochs is not None:
+            return
+        self._put_back(
+            pl_module,
+            f"FastFlow: the weights of epoch {self.best_epoch} are kept, the best by self-validation "
+            f"(score {self._best_epoch_score:.4f}).",
+        )
+        self._best_weights = None
+
+    def _put_back(self, pl_module: LightningModule, message: str) -> None:
+        """Load the kept weights into the model and say which they are."""
+        pl_module.model.load_state_dict(self._best_weights, strict=False)
+        rank_zero_info(message)
+
+    def on_train_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        """A budget that ended otherwise (``max_time``, a callback stopping the run) still keeps the best epoch."""
+        del trainer
+        self._put_best_epoch_back(pl_module)
 
     @property
     def best_cycle(self) -> int | None:
@@ -223,9 +271,12 @@ class FastFlowTraining(Callback):
         return self.stopping.best_cycle if self._best_weights is not None else None
 
     def state_dict(self) -> dict[str, object]:
-        """The best cycle so far of an adaptive budget (its cycle, score and weights), for a resumed run."""
-        if self.cycle_epochs is None or self._best_weights is None:
+        """The best cycle so far of an adaptive budget, or the best epoch so far with ``keep_best_epoch``
+        (its number, score and weights), for a resumed run."""
+        if self._best_weights is None:
             return {}
+        if self.cycle_epochs is None:
+            return {"best_epoch": self.best_epoch, "best_score": self._best_epoch_score, "best_weights": self._best_weights}
         return {"best_cycle": self.stopping.best_cycle, "best_score": self.stopping.best_score,
                 "best_weights": self._best_weights}  # fmt: skip
 
@@ -234,9 +285,12 @@ class FastFlowTraining(Callback):
         if "best" in state_dict:
             old = state_dict["best"]
             state_dict = {"best_cycle": old["cycle"], "best_score": old["score"], "best_weights": old["weights"]}
-        if "best_weights" in state_dict:
+        if "best_epoch" in state_dict:
+            self.best_epoch, self._best_epoch_score = int(state_dict["best_epoch"]), float(state_dict["best_score"])
+        elif "best_weights" in state_dict:
             self.stopping.best_cycle = int(state_dict["best_cycle"])
             self.stopping.best_score = float(state_dict["best_score"])
+        if "best_weights" in state_dict:
             self._best_weights = state_dict["best_weights"]
 
     def on_train_batch_start(
@@ -299,3 +353,9 @@ class FastFlowTraining(Callback):
         """Clean up as after a fit when training fails, too."""
         del exception
         self.on_fit_end(trainer, pl_module)
+
+
+def _flow_weights(pl_module: LightningModule) -> dict[str, torch.Tensor]:
+    """Copies of the model's trained weights (all but the frozen backbone's)."""
+    return {name: value.detach().clone() for name, value in pl_module.model.state_dict().items()
+            if not name.startswith("feature_extractor.")}  # fmt: skip
