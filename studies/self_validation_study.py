@@ -443,23 +443,28 @@ def _correlation_section(rows: list[dict[str, str]]) -> list[str]:
                 f"| {category} | {seed} | " + " | ".join(f"{rho:.2f}" for rho in rhos)
                 + f" | {float(last['self_image_AUROC']):.3f} | {float(last['test_image_AUROC']):.3f} | "
                 + (f"{float(base['test_image_AUROC']):.3f}" if base else "-")
-                + f" | {last['fit_seconds']} | {base['fit_seconds'] if base else '-'} | {kept + 1} | {test[kept]:.3f} |"
+                + f" | {last['fit_seconds']} | {base['fit_seconds'] if base else '-'}"
+                + f" | {kept + 1} | {test[kept]:.3f} |"
             )
     lines += [
         "",
         f"Pooled over categories and epochs: rho = {spearmanr(pooled_self, pooled_test).statistic:.2f} (image "
         f"estimate), {spearmanr(pooled_pixel, pooled_test).statistic:.2f} (pixel estimate).",
         "",
-        f"`keep_best_epoch` against the last epoch, test image AUROC over {len(kept_minus_last)} runs: mean "
-        f"{np.mean(kept_minus_last):+.4f}, lowest {min(kept_minus_last):+.4f}, highest {max(kept_minus_last):+.4f}.",
+        f"`keep_best_epoch` against the last epoch, test image AUROC over {len(kept_minus_last)} runs: "
+        f"mean {np.mean(kept_minus_last):+.4f}, lowest {min(kept_minus_last):+.4f}, "
+        f"highest {max(kept_minus_last):+.4f}.",
     ]
     return lines
 
 
 def kept_epoch(curve: list[dict[str, str]]) -> int:
-    """The epoch index (0-based) ``keep_best_epoch`` keeps on a recorded curve: the best selection score, the later of a tie."""
+    """The epoch index (0-based) ``keep_best_epoch`` keeps on a recorded curve: the best selection
+    score, the later of a tie."""
     scores = [
-        SelfValidationScores(float(row["self_image_AUROC"]), float(row["self_pixel_AUROC"]), float(row["self_AUPRO"]), 0, {}).selection_score
+        SelfValidationScores(
+            float(row["self_image_AUROC"]), float(row["self_pixel_AUROC"]), float(row["self_AUPRO"]), 0, {}
+        ).selection_score
         for row in curve
     ]
     return max(range(len(scores)), key=lambda index: (scores[index], index))

@@ -109,7 +109,7 @@ class FastFlowTraining(Callback):
         self._best_weights: dict[str, torch.Tensor] | None = None  # its best cycle's, or the best epoch's
         self.best_epoch: int | None = None  # with ``keep_best_epoch``: the best epoch so far (1-based)
         self._best_epoch_score = float("-inf")
-        self._epoch_scores: SelfValidationScores | None = None  # scored at an epoch's last batch, logged at its end
+        self._epoch_scores: SelfValidationScores | None = None  # an epoch's, scored at its last batch
         self._image_paths: list[str] | None = None
 
     def features(self, batch: Batch, epoch: int, backbone: Backbone) -> list[torch.Tensor]:
@@ -233,7 +233,9 @@ class FastFlowTraining(Callback):
             f"({self.stopping.best_cycle * self.cycle_epochs} epochs); its weights are kept.",
         )
 
-    def _keep_if_best(self, trainer: Trainer, pl_module: LightningModule, scores: SelfValidationScores) -> None:
+    def _keep_if_best(
+        self, trainer: Trainer, pl_module: LightningModule, scores: SelfValidationScores
+    ) -> None:
         """Keep the epoch's weights if its score is the best so far (a tie: the later epoch); after the
         budget's last epoch, put the best back."""
         epoch = trainer.current_epoch + 1
@@ -261,7 +263,8 @@ class FastFlowTraining(Callback):
         rank_zero_info(message)
 
     def on_train_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        """A budget that ended otherwise (``max_time``, a callback stopping the run) still keeps the best epoch."""
+        """A budget that ended otherwise (``max_time``, a callback stopping the run) still keeps the
+        best epoch."""
         del trainer
         self._put_best_epoch_back(pl_module)
 
@@ -276,7 +279,8 @@ class FastFlowTraining(Callback):
         if self._best_weights is None:
             return {}
         if self.cycle_epochs is None:
-            return {"best_epoch": self.best_epoch, "best_score": self._best_epoch_score, "best_weights": self._best_weights}
+            return {"best_epoch": self.best_epoch, "best_score": self._best_epoch_score,
+                    "best_weights": self._best_weights}  # fmt: skip
         return {"best_cycle": self.stopping.best_cycle, "best_score": self.stopping.best_score,
                 "best_weights": self._best_weights}  # fmt: skip
 
@@ -286,7 +290,8 @@ class FastFlowTraining(Callback):
             old = state_dict["best"]
             state_dict = {"best_cycle": old["cycle"], "best_score": old["score"], "best_weights": old["weights"]}
         if "best_epoch" in state_dict:
-            self.best_epoch, self._best_epoch_score = int(state_dict["best_epoch"]), float(state_dict["best_score"])
+            self.best_epoch = int(state_dict["best_epoch"])
+            self._best_epoch_score = float(state_dict["best_score"])
         elif "best_weights" in state_dict:
             self.stopping.best_cycle = int(state_dict["best_cycle"])
             self.stopping.best_score = float(state_dict["best_score"])
@@ -332,12 +337,13 @@ class FastFlowTraining(Callback):
     def _fit_thresholds(self, trainer: Trainer, pl_module: LightningModule) -> None:
         """The post-processor's thresholds and min-max normalisation from the self-validation set
         scored by the final weights (by process 0, for every process), fed through its validation hooks
-        (pixel threshold F1-optimal on the synthetic defects); then the image threshold set to the highest held-out normal score
-        (``thresholds``: it held where the F1-optimal one did not)."""
+        (pixel threshold F1-optimal on the synthetic defects); then the image threshold set to the
+        highest held-out normal score (``thresholds``: it held where the F1-optimal one did not)."""
         post_processor = getattr(pl_module, "post_processor", None)
         if post_processor is None:
             return
-        batch = trainer.strategy.broadcast(self.validation_set.predict(pl_module.model) if trainer.is_global_zero else None)
+        predicted = self.validation_set.predict(pl_module.model) if trainer.is_global_zero else None
+        batch = trainer.strategy.broadcast(predicted)
         post_processor.on_validation_batch_end(trainer, pl_module, batch)
         post_processor.on_validation_epoch_end(trainer, pl_module)
         if getattr(post_processor, "enable_thresholding", False):  # anomalib's PostProcessor keeps it in a buffer
