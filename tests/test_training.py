@@ -1,5 +1,6 @@
 """Training: model selection never sees the test split; feature cache, views and DDP shards in a real fit."""
 
+import json
 import os
 import re
 import shutil
@@ -112,6 +113,54 @@ def test_ddp_with_two_cpu_processes_trains_as_well_as_one(tmp_path: Path) -> Non
         assert "Self-validation estimate: image AUROC" in results[name][1]
         assert "(on 4 held-out normal training images" in results[name][1]
         assert "thresholds and normalisation fitted on the self-validation set (4 held-out" in results[name][1]
+
+_ADAPTIVE_DDP_SCRIPT = """
+import json, sys
+from pathlib import Path
+from anomalib.engine import Engine
+from lightning.pytorch import seed_everything
+from anomalib_fastflow import FastFlow, MVTec
+from anomalib_fastflow.training.cycle_stopping import CycleStopping
+
+root, out = Path(sys.argv[1]), Path(sys.argv[2])
+seed_everything(0)
+datamodule = MVTec(root=root, category="brick", train_batch_size=4, eval_batch_size=8, num_workers=0)
+model = FastFlow(self_validation=4)
+model.training_callback.stopping = CycleStopping(max_cycles=2)
+engine = Engine(accelerator="cpu", strategy="ddp", devices=2, default_root_dir=out, logger=False,
+                limit_val_batches=0, enable_progress_bar=False)
+engine.fit(model, datamodule=datamodule)
+callback, post = model.training_callback, model.post_processor
+(out / f"rank{engine.trainer.global_rank}.json").write_text(json.dumps({
+    "epochs": engine.trainer.current_epoch, "cycle_epochs": callback.cycle_epochs,
+    "best_cycle": callback.best_cycle, "best_score": callback.stopping.best_score,
+    "scores": [s.selection_score for s in callback.self_validation_scores],
+    "thresholds": [float(post._image_threshold), float(post._pixel_threshold)],
+    "weights": sum(float(p.double().abs().sum()) for p in model.model.flows.parameters()),
+}))
+"""
+
+
+@pytest.mark.slow
+def test_an_adaptive_budget_stops_both_processes_of_a_ddp_run_together(tmp_path: Path) -> None:
+    """No budget given, self-validation on, two CPU processes: both see process 0's scores, so they
+    train the same cycles, keep the same one and fit the same thresholds (a process that stopped or
+    restored alone would hang the other or leave different weights)."""
+    root = build_demo_dataset(tmp_path / "data", ["brick"], image_size=128, num_train=32, seed=2)
+    script = tmp_path / "adaptive_ddp.py"
+    script.write_text(_ADAPTIVE_DDP_SCRIPT)
+    run = subprocess.run(
+        [sys.executable, str(script), str(root), str(tmp_path / "out")],
+        cwd=tmp_path, env={**os.environ, "HF_HUB_OFFLINE": "1"}, capture_output=True, text=True, timeout=900,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr[-3000:]
+    zero, one = (json.loads((tmp_path / "out" / f"rank{rank}.json").read_text()) for rank in (0, 1))
+    assert zero == one, (zero, one)
+    assert zero["epochs"] == 2 * zero["cycle_epochs"]  # max_cycles=2: patience 1 ends there either way
+    assert len(zero["scores"]) == zero["epochs"]  # one estimate per epoch, the same on both processes
+    first, second = zero["scores"][zero["cycle_epochs"] - 1], zero["scores"][-1]
+    assert zero["best_cycle"] == (2 if second > first + 0.01 else 1)  # the rule on the broadcast scores
+    assert "self-validation peaked after cycle" in run.stdout + run.stderr
 
 
 def test_fixed_shards_partition_the_data_and_keep_it_across_epochs() -> None:
