@@ -251,16 +251,16 @@ def _table_section(path: Path, fields: tuple[str, ...], key: tuple[str, ...], ti
             *(f"| {' | '.join(str(row[name]) for name in fields)} |" for row in rows)]  # fmt: skip
 
 
-def report(rows: list[dict[str, str]], output: Path, program: str) -> None:
+def report(rows: list[dict[str, str]], output: Path, program: str, held_out: int) -> None:
     """Rank correlations, the cost of holding out, and the curves (from ``rows``, if any); the
-    adaptive-budget and threshold tables (if measured)."""
+    adaptive-budget and threshold tables (if measured) of runs that held ``held_out`` images out."""
     lines = ["# Self-validation: does the label-free estimate track the test AUROC?", "", provenance(program)]
     if rows:
         lines += _correlation_section(rows)
         _plot_curves(rows, output / "curves.png")
     lines += _table_section(output / "adaptive.csv", ADAPTIVE_FIELDS, ("category", "seed", "budget"),
                             "No budget given: the default budget against the adaptive one")  # fmt: skip
-    lines += _cycles_section(output)
+    lines += _cycles_section(output, held_out)
     lines += _threshold_summary(output / "thresholds.csv", THRESHOLD_FIELDS, "Thresholds without defective samples",
                                 "Test image F1")  # fmt: skip
     lines += _threshold_summary(output / "pixel_thresholds.csv", PIXEL_THRESHOLD_FIELDS, "Pixel thresholds: pred_mask quality",
@@ -280,7 +280,7 @@ RULES = {  # stopping rules replayed on the cycle traces (``training.cycle_stopp
 }
 
 
-def _cycles_section(output: Path) -> list[str]:
+def _cycles_section(output: Path, held_out: int) -> list[str]:
     """From ``cycles.csv``: the estimate against the test AUROC across budgets (cycle ends), and each
     stopping rule's kept cycle against the default budget (``adaptive.csv``) and the best cycle by
     test labels (a reference no user has); ``cycles.png``."""
@@ -300,7 +300,7 @@ def _cycles_section(output: Path) -> list[str]:
             if row["budget"] == "default":
                 defaults[row["category"], row["seed"]] = (float(row["test_image_AUROC"]), float(row["fit_seconds"]))
     lines = ["", "## The adaptive budget cycle by cycle", "",
-             "No budget given, self-validation on (8 held out), every cycle trained (`--cycles`); at each cycle's end "
+             f"No budget given, self-validation on ({held_out} held out), every cycle trained (`--cycles`); at each cycle's end "
              "the selection score (mean of the estimate's image and pixel AUROC) and the test image AUROC; mean over "
              f"seeds (rows in `{path.name}`). Spearman rho of the selection score with the test image AUROC across "
              "the cycle ends, per run (mean over seeds) and over all runs of the category.", "",
@@ -566,7 +566,7 @@ def main() -> None:
                         thresholds.add(row)
                     for row in pixel_rows:
                         pixel_thresholds.add(row)
-    report(table.rows, args.output, "python studies/self_validation_study.py")
+    report(table.rows, args.output, "python studies/self_validation_study.py", args.held_out)
     print((args.output / "README.md").read_text())
 
 

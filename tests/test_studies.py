@@ -49,7 +49,8 @@ def test_the_self_validation_study_replays_stopping_rules_on_cycle_traces(tmp_pa
         for seed, (selection, test) in traces.items():
             for cycle, (score, auroc) in enumerate(zip(selection, test, strict=True), start=1):
                 file.write(f"brick,{seed},{cycle},{10 * cycle},,,{score},{auroc},{cycle}\n")
-    lines = study._cycles_section(tmp_path)
+    lines = study._cycles_section(tmp_path, held_out=4)
+    assert any("(4 held out)" in line for line in lines)  # the runs' hold-out, not a fixed 8
     rows = {line.split(" | ")[0].strip("| "): line.split(" | ")[1:] for line in lines if line.startswith("| ")}
     # patience 1 (no min_delta) keeps cycle 2 (seed 0, stopped after 3) and cycle 1 (seed 1, stopped after 2)
     assert rows["patience 1 (0.2.0)"][0] == f"{(0.94 + 0.92) / 2:.3f} / {(3 + 2) / 2:.0f}"
