@@ -114,6 +114,7 @@ def test_ddp_with_two_cpu_processes_trains_as_well_as_one(tmp_path: Path) -> Non
         assert "(on 4 held-out normal training images" in results[name][1]
         assert "thresholds and normalisation fitted on the self-validation set (4 held-out" in results[name][1]
 
+
 _ADAPTIVE_DDP_SCRIPT = """
 import json, sys
 from pathlib import Path
@@ -135,7 +136,7 @@ callback, post = model.training_callback, model.post_processor
     "epochs": engine.trainer.current_epoch, "cycle_epochs": callback.cycle_epochs,
     "best_cycle": callback.best_cycle, "best_score": callback.stopping.best_score,
     "scores": [s.selection_score for s in callback.self_validation_scores],
-    "thresholds": [float(post._image_threshold), float(post._pixel_threshold)],
+    "thresholds": [float(post.image_threshold), float(post.pixel_threshold)],
     "weights": sum(float(p.double().abs().sum()) for p in model.model.flows.parameters()),
 }))
 """
