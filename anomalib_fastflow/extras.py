@@ -11,6 +11,7 @@ import importlib
 EXTRAS: dict[str, tuple[str, ...]] = {
     "export": ("onnx", "onnxscript", "onnxruntime", "openvino", "nncf"),
     "tensorrt": ("tensorrt",),
+    "elpv": ("elpv_dataset",),
 }
 
 

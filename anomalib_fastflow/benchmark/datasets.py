@@ -1,4 +1,5 @@
-"""Which data a benchmark runs on: the bundled demo textures, MVTec AD, BTAD or CIFAR-10 one-class."""
+"""Which data a benchmark runs on: the bundled demo data, MVTec AD, BTAD, any folder of images laid
+out as MVTec AD (anomalib's ``Folder``, masks optional), ELPV's solar cells or CIFAR-10 one-class."""
 
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -11,6 +12,10 @@ from lightning.pytorch.trainer.states import TrainerFn
 from ..data import BTAD, CIFAR10, MVTec
 from ..data.arrays import dataset_arrays, split_arrays
 from ..data.demo import TEXTURES, build_demo_categories
+from ..data.elpv import build_elpv_categories, train_size
+from ..data.folder import folder_datamodule
+
+DatasetName = Literal["demo", "MVTec", "BTAD", "Folder", "ELPV", "CIFAR10"]
 
 
 @dataclass
@@ -20,15 +25,19 @@ class DataSpec:
     Attributes:
         name: ``demo`` (built under ``root`` when missing; the aligned textures and objects and
             the production-line parts), ``MVTec`` or ``BTAD`` (downloaded by
-            anomalib when ``root/category`` is missing and a network is there), or ``CIFAR10``
-            one-class (``root`` holds ``cifar-10-batches-py``; image AUROC only, no masks).
+            anomalib when ``root/category`` is missing and a network is there), ``Folder`` (each
+            category a folder of ``train/good``, ``test/good``, ``test/<defect>`` and, optionally,
+            ``ground_truth/<defect>`` masks: ``data.folder``), ``ELPV`` (solar cells as ``Folder``
+            categories ``mono_200``, ``mono_32``, split by the seed and built under ``root`` when
+            missing: ``data.elpv``), or ``CIFAR10`` one-class (``root`` holds
+            ``cifar-10-batches-py``). Without masks only image metrics are computed.
         root: Dataset root folder.
         categories: Categories to run, e.g. ``[bottle, cable]`` for MVTec AD, ``["01"]`` for BTAD,
             the normal classes (``[airplane, automobile, ...]``) for CIFAR10.
         batch_size: Training and evaluation batch size.
     """
 
-    name: Literal["demo", "MVTec", "BTAD", "CIFAR10"] = "demo"
+    name: DatasetName = "demo"
     root: Path = Path("datasets/demo")
     categories: list[str] = field(default_factory=lambda: list(TEXTURES))
     batch_size: int = 8
@@ -44,9 +53,13 @@ class DataSpec:
         """
         if self.name == "demo" and not (Path(self.root) / category).is_dir():
             build_demo_categories(self.root, [category], seed=seed)
+        if self.name == "ELPV" and not (Path(self.root) / category).is_dir():
+            build_elpv_categories(self.root, [train_size(category)], seed=seed)
         loading = {"train_batch_size": self.batch_size, "eval_batch_size": self.batch_size, "num_workers": 0}
         if self.name == "CIFAR10":
             datamodule = CIFAR10(root=self.root, normal_class=category, seed=seed, **loading)
+        elif self.name in {"Folder", "ELPV"}:
+            datamodule = folder_datamodule(Path(self.root) / category, seed=seed, **loading)
         else:
             datamodule_class = BTAD if self.name == "BTAD" else MVTec
             datamodule = datamodule_class(root=self.root, category=category, seed=seed, **loading)
@@ -63,7 +76,7 @@ class DataSpec:
         self, category: str, size: tuple[int, int], limit: int = 16
     ) -> tuple[np.ndarray, np.ndarray]:
         """The first ``limit`` test images of ``category`` resized to ``size``, and their labels."""
-        if self.name != "CIFAR10":
+        if self.name not in {"CIFAR10", "Folder", "ELPV"}:
             images, labels = split_arrays(self.root, category, "test", size)
             return images[:limit], labels[:limit]
         datamodule = self.datamodule(category)
