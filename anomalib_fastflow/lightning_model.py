@@ -64,6 +64,8 @@ class FastFlow(AnomalibModule):
         norm_affine: Learned affine of the per-scale norm in front of each flow: per ``position``
             (the paper's ``LayerNorm([C, H, W])``, which ties what is normal to where it sits) or
             per ``channel`` (measured on parts placed by hand in ``docs/nuisance/``).
+        feature_pooling: Average each backbone feature over its ``k x k`` neighbourhood before the
+            norm (PatchCore's locally aware patch features use 3); 1: the features as they are.
         augmentation: Training views: ``auto`` (the paper's flips and rotations where the category
             allows them, see ``training.views.SAFE_AUGMENTATIONS``; none for unknown categories),
             ``paper`` (always) or ``none``.
@@ -126,6 +128,7 @@ class FastFlow(AnomalibModule):
         smoothing_sigma: float = 4.0,
         top_k_fraction: float = 0.0,
         norm_affine: NormAffine = "position",
+        feature_pooling: int = 1,
         augmentation: AugmentationChoice = "auto",
         augmentation_views: int = 4,
         affine_augmentation: float = 0.0,
@@ -178,6 +181,7 @@ class FastFlow(AnomalibModule):
             smoothing_sigma=smoothing_sigma,
             top_k_fraction=top_k_fraction,
             norm_affine=norm_affine,
+            feature_pooling=feature_pooling,
         )
         self.training_callback = FastFlowTraining(
             augmentation,

@@ -2,7 +2,8 @@
 
 Data path for a batch of pre-processed images ``(N, 3, H, W)``:
 
-1. ``FeatureExtractor``: frozen timm backbone, one ``(N, C_i, H_i, W_i)`` map per scale;
+1. ``FeatureExtractor``: frozen timm backbone, one ``(N, C_i, H_i, W_i)`` map per scale, each
+   feature optionally averaged over its neighbourhood, as PatchCore's are (``patch_features``);
 2. a norm over ``(C_i, H_i, W_i)`` per scale with a trainable affine per position (the paper's
    ``LayerNorm``) or per channel (``norm.build_norm``);
 3. one 2D flow per scale: latents ``z_i`` and log-determinants ``(N,)``;
@@ -21,6 +22,7 @@ from .anomaly_map import AnomalyMapGenerator, Fusion, Likelihood, image_score, s
 from .backbones import FeatureExtractor
 from .flow import build_flow
 from .norm import NormAffine, build_norm
+from .patch_features import PatchFeatures
 
 
 class FastFlowModel(nn.Module):
@@ -42,6 +44,8 @@ class FastFlowModel(nn.Module):
         top_k_fraction: Image score = mean of this fraction of top pixels (0: the maximum).
         norm_affine: The per-scale norm's learned affine: per ``position`` (the paper's
             ``LayerNorm([C, H, W])``) or per ``channel``, shared by all positions.
+        feature_pooling: Side ``k`` of the neighbourhood each feature is averaged over (stride 1,
+            same size out); 1 leaves the features as the backbone gives them.
     """
 
     def __init__(
@@ -59,6 +63,7 @@ class FastFlowModel(nn.Module):
         smoothing_sigma: float = 4.0,
         top_k_fraction: float = 0.0,
         norm_affine: NormAffine = "position",
+        feature_pooling: int = 1,
     ) -> None:
         super().__init__()
         if smoothing_sigma < 0:
@@ -66,6 +71,7 @@ class FastFlowModel(nn.Module):
             raise ValueError(msg)
         self.feature_extractor = FeatureExtractor(backbone, layers, weights, input_size, final_norm)
         self.feature_shapes = self.feature_extractor.feature_shapes(input_size)
+        self.patch_features = PatchFeatures(feature_pooling)
         self.norms = nn.ModuleList(build_norm(shape, norm_affine) for shape in self.feature_shapes)
         self.flows = nn.ModuleList(
             build_flow(shape, flow_steps, conv3x3_only, hidden_ratio) for shape in self.feature_shapes
@@ -77,7 +83,7 @@ class FastFlowModel(nn.Module):
     def encode(self, features: list[torch.Tensor]) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
         """Backbone features -> latents ``z_i`` (same shapes) and log-determinants ``(N,)`` per scale."""
         latents, log_jacobians = [], []
-        for feature, norm, flow in zip(features, self.norms, self.flows, strict=True):
+        for feature, norm, flow in zip(self.patch_features(features), self.norms, self.flows, strict=True):
             z, log_jacobian = flow(norm(feature))
             latents.append(z)
             log_jacobians.append(log_jacobian)

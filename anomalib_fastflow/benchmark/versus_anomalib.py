@@ -7,6 +7,7 @@ accuracy; that measurement is not timed and changes nothing in the run.
 """
 
 import csv
+import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -72,6 +73,9 @@ def format_comparison(rows: list[ComparisonRow], header: str) -> str:
     def ratio(value: float | None) -> str:
         return "not reached" if value is None else f"{value:.2f}x"
 
+    def metric(value: float) -> str:  # NaN: a dataset without masks has no pixel metrics
+        return "-" if math.isnan(value) else f"{value:.4f}"
+
     lines = [
         header,
         "",
@@ -84,7 +88,7 @@ def format_comparison(rows: list[ComparisonRow], header: str) -> str:
         reach = "not reached" if row.ours_seconds_to_their_auroc is None else f"{row.ours_seconds_to_their_auroc:.1f} s"
         lines.append(
             f"| {row.category} | {row.ours_image_auroc:.4f} / {row.theirs_image_auroc:.4f} "
-            f"| {row.ours_pixel_auroc:.4f} / {row.theirs_pixel_auroc:.4f} "
+            f"| {metric(row.ours_pixel_auroc)} / {metric(row.theirs_pixel_auroc)} "
             f"| {row.ours_fit_seconds:.1f} / {row.theirs_fit_seconds:.1f} "
             f"| {row.ours_seconds_per_epoch:.2f} / {row.theirs_seconds_per_epoch:.2f} ({row.epoch_time_ratio:.2f}x) "
             f"| {row.ours_peak_memory_mb:.0f} / {row.theirs_peak_memory_mb:.0f} "
@@ -93,7 +97,7 @@ def format_comparison(rows: list[ComparisonRow], header: str) -> str:
     count = len(rows)
     lines.append(
         f"| mean | {sum(r.ours_image_auroc for r in rows) / count:.4f} / {sum(r.theirs_image_auroc for r in rows) / count:.4f} "
-        f"| {sum(r.ours_pixel_auroc for r in rows) / count:.4f} / {sum(r.theirs_pixel_auroc for r in rows) / count:.4f} "
+        f"| {metric(sum(r.ours_pixel_auroc for r in rows) / count)} / {metric(sum(r.theirs_pixel_auroc for r in rows) / count)} "
         f"| {sum(r.ours_fit_seconds for r in rows):.1f} / {sum(r.theirs_fit_seconds for r in rows):.1f} (sum) "
         f"| {sum(r.epoch_time_ratio for r in rows) / count:.2f}x | | |"
     )
