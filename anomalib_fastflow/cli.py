@@ -3,11 +3,15 @@
 Subcommands:
     demo              build the demo dataset, train and test FastFlow on each category, print AUROCs
     build-demo-data   write the demo dataset only
+    build-elpv        lay out ELPV's monocrystalline solar cells (real defects) as Folder categories
     disturb           write a non-aligned (disturbed) copy of a dataset's test split (paper Sec. 8)
     export            export a checkpoint to ONNX / OpenVINO / TensorRT and report parity and latency
     compare-training  train ours and anomalib's Fastflow side by side: accuracy, time, memory
     benchmark         the paper's comparison (Tables 1 and 2) with PatchCore, CFlow and Fastflow
+    report            one HTML page of a trained model on a dataset or on new images
 """
+
+from . import quiet  # noqa: F401, I001 - first: filters third-party import warnings before they fire
 
 import csv
 import sys
@@ -21,14 +25,14 @@ from lightning.pytorch import seed_everything
 
 from . import __version__
 from .backbones import OFFLINE_BACKBONE, PRESETS, PRETRAINED_WEIGHTS
-from .benchmark.datasets import DataSpec
+from .benchmark.datasets import DatasetName, DataSpec
 from .benchmark.epoch_time import format_epoch_times, measure_epoch_times, write_epoch_seconds
 from .benchmark.grid import BenchmarkConfig, run_grid
 from .benchmark.report import provenance, write_report
 from .benchmark.versus_anomalib import compare_with_anomalib_fastflow
-from .data import MVTec
 from .data.arrays import split_arrays
 from .data.demo import ALL_CATEGORIES, CATEGORIES, build_demo_categories
+from .data.elpv import TRAIN_SIZES, build_elpv_categories
 from .data.disturbed import Disturbance, write_disturbed_copy
 from .export import (
     FORMATS,
@@ -45,6 +49,7 @@ from .export.exporter import require_export_extra
 from .extras import MissingExtraError
 from .lightning_model import FastFlow
 from .packaged_configs import config_files
+from .report import ReportCollector, checkpoint_progress, describe_run, thresholds, write_page
 
 
 def demo(
@@ -55,65 +60,68 @@ def demo(
     max_epochs: int | None = None,
     batch_size: int = 8,
     seed: int = 0,
+    dataset: DatasetName = "demo",
 ) -> list[dict[str, float | str]]:
     """Build the demo dataset, train and test FastFlow per category, and print the results.
 
     Heatmaps (image, ground truth, anomaly map, predicted mask) are written by anomalib's
     visualizer under ``output/FastFlow/MVTec/<category>/latest/images``; a summary goes to
-    ``output/metrics.csv``.
+    ``output/metrics.csv`` and a page to look at to ``output/report/index.html`` (``report``). The same runs on other data: ``--dataset Folder --root DIR`` with
+    categories laid out as MVTec AD's (``data.folder``; pixel AUROC only where there are masks),
+    ``--dataset ELPV`` (real solar-cell defects, ``build-elpv``), ``MVTec`` or ``BTAD``.
 
     Args:
-        root: Where the demo dataset is written (MVTec AD layout).
+        root: Where the demo dataset is written (MVTec AD layout), or the dataset's root.
         output: Where results, checkpoints and heatmaps go.
         categories: Demo categories to run: textures and objects (the default), or the
-            production-line parts (``gear``, ``nut``, ``label``, ``board``; ``data.line``).
+            production-line parts (``gear``, ``nut``, ``label``, ``board``; ``data.line``); the
+            dataset's categories for other datasets.
         backbone: timm backbone name; the default needs no download.
         max_epochs: Training epochs per category (None: FastFlow's default budget).
         batch_size: Training and evaluation batch size.
         seed: Seed for the data and the training.
+        dataset: Which dataset ``root`` holds (``benchmark.datasets.DataSpec``).
     """
-    build_demo_categories(root, categories, seed=seed)
+    data = DataSpec(name=dataset, root=root, categories=categories, batch_size=batch_size)
+    if dataset == "demo":
+        build_demo_categories(root, categories, seed=seed)
     rows: list[dict[str, float | str]] = []
+    collector = ReportCollector(output / "report")
+    all_metrics: dict[str, dict[str, float]] = {}
     for category in categories:
         seed_everything(seed, workers=True)
         start = time.perf_counter()
         model = FastFlow(backbone=backbone)
-        datamodule = MVTec(
-            root=root,
-            category=category,
-            train_batch_size=batch_size,
-            eval_batch_size=batch_size,
-            num_workers=0,
-            seed=seed,
-        )
-        engine = Engine(
-            max_epochs=max_epochs,
-            default_root_dir=output,
-            logger=False,
-        )
+        datamodule = data.datamodule(category, seed)
+        engine = Engine(max_epochs=max_epochs, default_root_dir=output, logger=False, callbacks=[collector])
         engine.fit(model, datamodule=datamodule)
+        collector.set_category(category)
         [metrics] = engine.test(model, datamodule=datamodule)
+        all_metrics[category] = metrics | thresholds(model)
         rows.append({
             "category": category,
             "epochs": engine.trainer.max_epochs,
             "image_AUROC": round(metrics["image_AUROC"], 4),
-            "pixel_AUROC": round(metrics["pixel_AUROC"], 4),
+            "pixel_AUROC": round(metrics["pixel_AUROC"], 4) if "pixel_AUROC" in metrics else "",
             "seconds": round(time.perf_counter() - start, 1),
-            "heatmaps": str(Path(output) / "FastFlow" / "MVTec" / category / "latest" / "images"),
+            "heatmaps": str(Path(output) / "FastFlow" / datamodule.name / datamodule.category / "latest" / "images"),
         })
     output.mkdir(parents=True, exist_ok=True)
     with (output / "metrics.csv").open("w", newline="") as file:
         writer = csv.DictWriter(file, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)
-    print(f"\nFastFlow demo ({backbone}):")
+    print(f"\nFastFlow demo ({backbone}, {dataset} data):")
     for row in rows:
+        pixel = f"pixel AUROC {row['pixel_AUROC']:.4f}" if row["pixel_AUROC"] != "" else "no masks"
         print(
             f"  {row['category']:<8} {row['epochs']:>3} epochs  image AUROC {row['image_AUROC']:.4f}  "
-            f"pixel AUROC {row['pixel_AUROC']:.4f}"
-            f"  {row['seconds']:>6.1f} s  heatmaps: {row['heatmaps']}"
+            f"{pixel}  {row['seconds']:>6.1f} s  heatmaps: {row['heatmaps']}"
         )
-    print(f"Summary written to {output / 'metrics.csv'}")
+    run = describe_run(model, None, None, f"anomalib-fastflow demo, seed {seed}")
+    run["budget"] = ", ".join(f"{row['category']} {row['epochs']} epochs" for row in rows)
+    page = write_page(output / "report", f"FastFlow demo ({dataset} data)", run, all_metrics, collector.images)
+    print(f"Summary written to {output / 'metrics.csv'}; report: {page}")
     return rows
 
 
@@ -130,6 +138,25 @@ def build_demo_data(
         seed: Seed of every image drawn.
     """
     return build_demo_categories(root, categories, seed=seed)
+
+
+def build_elpv(root: Path = Path("datasets/elpv"), train_sizes: list[int] = list(TRAIN_SIZES), seed: int = 0) -> list[str]:
+    """Lay out ELPV's monocrystalline solar cells (real defects, image labels, no masks) as ``Folder``
+    categories ``mono_<N>`` under ``root``, from the installed ``elpv-dataset`` package.
+
+    Train on them with ``demo --dataset ELPV --root DIR --categories [mono_200]``, the benchmark
+    (``--grid.data.name ELPV``) or ``anomalib train --data Folder`` (``data.elpv`` gives the layout).
+    The images are CC BY-NC-SA 4.0: the folders are for your own runs, not for redistribution.
+
+    Args:
+        root: Where the categories are written (an existing one is kept).
+        train_sizes: Training images per category; every category has the same 100 good and 100
+            defective test cells.
+        seed: Seed of the split.
+    """
+    names = build_elpv_categories(root, train_sizes, seed=seed)
+    print(f"ELPV mono cells under {root}: {', '.join(names)}")
+    return names
 
 
 def configs(names: list[str] | None = None, output: Path | None = None) -> list[Path]:
@@ -314,6 +341,64 @@ def benchmark(grid: BenchmarkConfig = BenchmarkConfig()) -> str:
     return report
 
 
+def report(
+    ckpt_path: Path,
+    data: DataSpec | None = None,
+    images: Path | None = None,
+    output: Path = Path("results/report"),
+    batch_size: int = 8,
+) -> Path:
+    """Test a trained FastFlow on a dataset, or score a folder of new images, and write one HTML page.
+
+    The page (``output/index.html``, its images beside it; nothing fetched when it opens) shows the
+    run (settings, budget, thresholds and where they came from, CPU, versions), anomalib's test
+    metrics per category, a histogram of image scores with the threshold, ROC and precision-recall
+    curves where there are labels, and a gallery sorted by score: missed defects and false alarms
+    first. Examples: ``report --ckpt_path CKPT --data.name Folder --data.root DIR
+    --data.categories [parts]``; new, unlabelled images: ``report --ckpt_path CKPT --images DIR``.
+
+    Args:
+        ckpt_path: A FastFlow checkpoint.
+        data: Dataset and categories to test on (``benchmark.datasets.DataSpec``: MVTec, BTAD,
+            Folder with or without masks, ELPV, the demo).
+        images: A folder of new images to score instead (no labels: histogram and gallery only).
+        output: The report's folder.
+        batch_size: Images per batch.
+    """
+    from anomalib.data import PredictDataset
+    from anomalib.visualization import ImageVisualizer
+    from torch.utils.data import DataLoader
+
+    if (data is None) == (images is None):
+        msg = "report: give either --data (a dataset to test on) or --images (a folder of new images)."
+        raise ValueError(msg)
+    model = FastFlow.from_checkpoint(ckpt_path)
+    visualizer = model.visualizer if isinstance(model.visualizer, ImageVisualizer) else None
+    model.visualizer = None  # the report draws each image once, into its own folder
+    collector = ReportCollector(output, visualizer=visualizer)
+    engine = Engine(default_root_dir=output / "run", logger=False, callbacks=[collector])
+    metrics: dict[str, dict[str, float]] = {}
+    if images is not None:
+        collector.set_category(Path(images).name)
+        dataset = PredictDataset(images, image_size=tuple(model.input_size))
+        engine.predict(model, DataLoader(dataset, batch_size=batch_size, collate_fn=dataset.collate_fn))
+    else:
+        data = DataSpec(data.name, data.root, data.categories, batch_size)
+        for category in data.categories:
+            collector.set_category(category)
+            [metrics[category]] = engine.test(model, datamodule=data.datamodule(category), verbose=False)
+            metrics[category] |= thresholds(model)
+    start = time.perf_counter()
+    epochs, steps = checkpoint_progress(ckpt_path)
+    run = describe_run(model, epochs, steps, str(ckpt_path))
+    page = write_page(output, f"FastFlow report: {Path(ckpt_path).name}", run, metrics, collector.images)
+    print(
+        f"Report: {page} (panels {collector.seconds:.1f} s during the predictions, "
+        f"page {time.perf_counter() - start:.1f} s after them)"
+    )
+    return page
+
+
 def main(args: list[str] | None = None) -> None:
     """Entry point of the ``anomalib-fastflow`` command.
 
@@ -324,11 +409,13 @@ def main(args: list[str] | None = None) -> None:
             {
                 "demo": demo,
                 "build-demo-data": build_demo_data,
+                "build-elpv": build_elpv,
                 "configs": configs,
                 "disturb": disturb,
                 "export": export,
                 "compare-training": compare_training,
                 "benchmark": benchmark,
+                "report": report,
             },
             args=args,
             as_positional=False,

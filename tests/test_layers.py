@@ -15,6 +15,7 @@ LAYERS = {
     "packaged_configs": 1,
     "timing": 1,
     "metrics": 1,
+    "quiet": 1,
     "data": 2,
     "backbones": 3,
     "flow": 3,
@@ -22,11 +23,13 @@ LAYERS = {
     "anomaly_map": 3,
     "loss": 3,
     "norm": 3,
+    "patch_features": 3,
     "channel_permutation": 3,
     "training": 4,
     "lightning_model": 5,
     "export": 6,
     "benchmark": 7,
+    "report": 7,
     "cli": 8,
     "": 8,  # the package itself: its public names
 }
