@@ -10,6 +10,7 @@ import re
 import subprocess
 import sys
 import tomllib
+import warnings
 from pathlib import Path
 
 import pytest
@@ -171,3 +172,26 @@ def test_configs_ship_in_the_package_and_copy_out(tmp_path: Path) -> None:
     assert copy.read_text() == (ROOT / "configs" / "benchmark" / "quick.yaml").read_text()
     with pytest.raises(ValueError, match="fastflow_resnet18"):
         config_files(["fastflow_resnet"])
+
+
+def test_the_command_starts_without_third_party_warnings(tmp_path: Path) -> None:
+    command = [str(Path(sys.executable).parent / "anomalib-fastflow"), "--help"]
+    result = subprocess.run(command, capture_output=True, text=True, cwd=tmp_path, timeout=600, check=False)
+    assert result.returncode == 0 and result.stdout.startswith("usage:")
+    assert "Warning" not in result.stderr, result.stderr[-2000:]
+
+
+def test_the_commands_filters_hide_the_two_third_party_deprecations_only() -> None:
+    from anomalib_fastflow import quiet
+
+    def shown(message: str, module: str) -> bool:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            quiet.filter_third_party_deprecations()
+            warnings.warn_explicit(message, FutureWarning, "x.py", 1, module=module)
+        return bool(caught)
+
+    timm = "Importing from timm.models.layers is deprecated, please import via timm.layers"
+    assert not shown(timm, "timm.models.layers")
+    assert shown(timm, "anomalib_fastflow.backbones")  # the same words from our code are shown
+    assert shown("something else is deprecated", "timm.models.layers")
