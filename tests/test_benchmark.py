@@ -107,6 +107,9 @@ def test_grid_records_failures_resumes_and_reports(tiny_dataset: Path, tmp_path:
         ("fastflow", "not_a_timm_model"): "failed",
         ("anomalib_patchcore", "not_a_timm_model"): "failed",
     }
+    pages = sorted(path.parent.name for path in (tmp_path / "bench" / "reports").glob("*/index.html"))
+    assert pages == ["anomalib_patchcore_tf_efficientnet_lite0", "fastflow_tf_efficientnet_lite0"]  # trained runs only
+    assert len(list((tmp_path / "bench" / "reports" / pages[1] / "images").glob("*.jpg"))) == 4 + 8
     failed = next(row for row in accuracy if row["model"] == "fastflow" and row["status"] == "failed")
     assert "not_a_timm_model" in failed["error"]
     ok = [row for row in accuracy if row["status"] == "ok"]

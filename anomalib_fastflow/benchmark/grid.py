@@ -1,7 +1,8 @@
 """The benchmark grid: models x backbones x categories (accuracy) and x runtimes (inference cost).
 
 Every finished run is appended to a CSV at once, so an interrupted grid resumes where it stopped;
-a run that fails is recorded with its error and the grid goes on.
+a run that fails is recorded with its error and the grid goes on. Each model and backbone trained
+in this run gets a report page of its aligned test sets (``report``) under ``output/reports``.
 """
 
 import copy
@@ -25,6 +26,7 @@ from ..backbones import OFFLINE_BACKBONE, PRETRAINED_WEIGHTS
 from ..data.disturbed import Disturbance, write_disturbed_copy
 from ..export.availability import runtime_unavailable_reason
 from ..lightning_model import FastFlow
+from ..report import ReportCollector, describe_run, thresholds, write_page
 from .baselines import anomalib_cflow, anomalib_fastflow, anomalib_patchcore
 from .datasets import DataSpec
 from .inference import RuntimeUnavailable, inference_cost
@@ -151,17 +153,42 @@ def run_grid(config: BenchmarkConfig) -> tuple[list[dict[str, str]], list[dict[s
     # In Jupyter, rich's stderr proxy and the kernel's stream flush call each other without end
     # once something else writes to stderr (e.g. PatchCore's tqdm bar): RecursionError.
     redirect = not console.is_jupyter
+    reports: dict[tuple[str, str], _Report] = {}
     with Progress(console=console, redirect_stdout=redirect, redirect_stderr=redirect) as progress:
         task = progress.add_task("benchmark", total=len(jobs))
         for model_name, backbone, category in jobs:
             progress.update(task, description=f"{model_name} {backbone} {category}")
-            _run_job(config, accuracy, cost, model_name, backbone, category)
+            _run_job(config, accuracy, cost, model_name, backbone, category, reports)
             progress.advance(task)
+    for (model_name, backbone), report in reports.items():
+        run = describe_run(report.model, None, None, f"the benchmark grid, epochs {config.epochs.get(model_name, 1)}")
+        title = f"{model_name} on {backbone}: {config.data.name} data"
+        folder = output / "reports" / f"{model_name}_{backbone}"
+        page = write_page(folder, title, run, report.metrics, report.collector.images)
+        console.print(f"Report: {page}")
     return accuracy.rows, cost.rows
 
 
-def _run_job(config: BenchmarkConfig, accuracy: ResultsTable, cost: ResultsTable, model_name: str, backbone: str, category: str) -> None:
-    """Train and test one model on one category (unless done); time it on the first category.
+@dataclass
+class _Report:
+    """What one model and backbone's report page gathers over the grid's categories."""
+
+    collector: ReportCollector
+    model: AnomalibModule | None = None
+    metrics: dict[str, dict[str, float]] = field(default_factory=dict)
+
+
+def _run_job(
+    config: BenchmarkConfig,
+    accuracy: ResultsTable,
+    cost: ResultsTable,
+    model_name: str,
+    backbone: str,
+    category: str,
+    reports: dict[tuple[str, str], "_Report"],
+) -> None:
+    """Train and test one model on one category (unless done); time it on the first category;
+    gather its aligned test images into ``reports`` (grids that also test disturbed copies write none).
 
     Every model validates once, after its last epoch (what ours does by default): per-epoch
     validation on the test split would add the same test pass to every epoch of the others.
@@ -184,7 +211,17 @@ def _run_job(config: BenchmarkConfig, accuracy: ResultsTable, cost: ResultsTable
             disturbed = "disturbed" in config.test_sets
             also_test = {"disturbed": _disturbed_datamodule(config, category)} if disturbed else {}
             validation = {} if epochs is None else {"check_val_every_n_epoch": epochs}
-            result = train_and_test(model, datamodule, epochs, root, config.seed, also_test=also_test, **validation)
+            report = None if disturbed else reports.setdefault((model_name, backbone), _Report(ReportCollector(
+                output / "reports" / f"{model_name}_{backbone}")))  # fmt: skip
+            if report is not None:
+                report.collector.set_category(category)
+            collectors = [] if report is None else [report.collector]
+            result = train_and_test(
+                model, datamodule, epochs, root, config.seed, also_test=also_test, callbacks=collectors, **validation
+            )
+            if report is not None:
+                report.model = model
+                report.metrics[category] = result.metrics | thresholds(model)
             costs = {
                 "fit_seconds": round(result.fit_seconds, 2),
                 "seconds_per_epoch": round(result.seconds_per_epoch, 3),

@@ -1,7 +1,7 @@
 """Train and test one anomalib model the way a user would, and record what it cost."""
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
@@ -10,7 +10,7 @@ from anomalib.callbacks.checkpoint import ModelCheckpoint
 from anomalib.data import AnomalibDataModule
 from anomalib.engine import Engine
 from anomalib.models.components import AnomalibModule
-from lightning.pytorch import seed_everything
+from lightning.pytorch import Callback, seed_everything
 
 from .measure import EpochRecorder, PeakMemory
 
@@ -78,13 +78,15 @@ def train_and_test(
     evaluate_each_epoch: bool = False,
     test: bool = True,
     also_test: dict[str, AnomalibDataModule] | None = None,
+    callbacks: Sequence[Callback] = (),
     **trainer_kwargs: object,
 ) -> TrainingResult:
     """Fit ``model`` for ``max_epochs`` (None: the model's default budget) with anomalib's ``Engine``
     (its defaults otherwise), then test it.
 
     ``also_test`` names further datamodules whose test split the trained model is tested on too
-    (e.g. the disturbed copy of the test set). With ``test=False`` (runs that only measure time) the AUROCs are NaN and no checkpoint is
+    (e.g. the disturbed copy of the test set); ``callbacks`` join the trainer's (e.g. a report's
+    ``ReportCollector``). With ``test=False`` (runs that only measure time) the AUROCs are NaN and no checkpoint is
     written (anomalib's would save the whole model, backbone included, after every epoch).
     """
     seed_everything(seed, workers=True)
@@ -96,7 +98,7 @@ def train_and_test(
         default_root_dir=root,
         logger=False,
         enable_progress_bar=False,
-        callbacks=[recorder, *checkpoints],
+        callbacks=[recorder, *checkpoints, *callbacks],
         **trainer_kwargs,
     )
     with PeakMemory() as memory:
