@@ -66,9 +66,10 @@ def demo(
 
     Heatmaps (image, ground truth, anomaly map, predicted mask) are written by anomalib's
     visualizer under ``output/FastFlow/MVTec/<category>/latest/images``; a summary goes to
-    ``output/metrics.csv`` and a page to look at to ``output/report/index.html`` (``report``). The same runs on other data: ``--dataset Folder --root DIR`` with
-    categories laid out as MVTec AD's (``data.folder``; pixel AUROC only where there are masks),
-    ``--dataset ELPV`` (real solar-cell defects, ``build-elpv``), ``MVTec`` or ``BTAD``.
+    ``output/metrics.csv`` and a page to look at to ``output/report/index.html`` (``report``).
+    The same runs on other data: ``--dataset Folder --root DIR`` with categories laid out as
+    MVTec AD's (``data.folder``; pixel AUROC only where there are masks), ``--dataset ELPV`` (real
+    solar-cell defects, ``build-elpv``), ``MVTec`` or ``BTAD``.
 
     Args:
         root: Where the demo dataset is written (MVTec AD layout), or the dataset's root.

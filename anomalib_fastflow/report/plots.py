@@ -1,16 +1,15 @@
 """The report's figures, drawn with matplotlib as SVG (text as paths: no font is fetched).
 
+Figures are made with ``matplotlib.figure.Figure`` rather than pyplot, so that writing a report
+neither changes the backend nor shows figures in a notebook that runs it.
 Scores are anomalib's normalised image scores, whose image threshold sits at 0.5.
 """
 
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
 import numpy as np
 import torch
+from matplotlib.figure import Figure
 from torchmetrics.functional.classification import binary_precision_recall_curve, binary_roc
 
 THRESHOLD = 0.5
@@ -19,7 +18,8 @@ NORMAL_COLOUR, DEFECTIVE_COLOUR, UNLABELLED_COLOUR = "#2b7bba", "#d7301f", "#636
 
 def score_histogram(scores: np.ndarray, labels: np.ndarray | None, path: Path) -> Path:
     """Histogram of image scores (normal against defective where labels exist) with the threshold drawn."""
-    figure, axes = plt.subplots(figsize=(6, 3))
+    figure = Figure(figsize=(6, 3))
+    axes = figure.subplots()
     bins = np.linspace(0, 1, 41)
     if labels is None:
         axes.hist(scores, bins=bins, color=UNLABELLED_COLOUR, label=f"images ({len(scores)})")
@@ -46,7 +46,8 @@ def roc_and_precision_recall(scores: np.ndarray, labels: np.ndarray, path: Path)
     point_fpr = (decided & ~labels).sum() / max(1, (~labels).sum())
     point_recall = (decided & labels).sum() / max(1, labels.sum())
     point_precision = (decided & labels).sum() / max(1, decided.sum())
-    figure, (roc, pr) = plt.subplots(1, 2, figsize=(8, 3.5))
+    figure = Figure(figsize=(8, 3.5))
+    roc, pr = figure.subplots(1, 2)
     roc.plot(false_positive_rate, true_positive_rate, color=DEFECTIVE_COLOUR)
     roc.plot([0, 1], [0, 1], color="#bbbbbb", linestyle=":")
     roc.plot(point_fpr, point_recall, "ko", label="at the threshold")
@@ -58,9 +59,8 @@ def roc_and_precision_recall(scores: np.ndarray, labels: np.ndarray, path: Path)
     return _save(figure, path)
 
 
-def _save(figure: plt.Figure, path: Path) -> Path:
+def _save(figure: Figure, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.tight_layout()
     figure.savefig(path, format="svg")
-    plt.close(figure)
     return path
