@@ -7,7 +7,7 @@ with it the ``MVTec`` and ``BTAD`` datamodules that ``anomalib train --data`` re
 
 import importlib
 
-__version__ = "0.2.0"  # the newest release in CHANGELOG.md; pyproject.toml reads it from here
+__version__ = "0.3.0"  # the newest release in CHANGELOG.md; pyproject.toml reads it from here
 
 _EXPORTS = {
     "BTAD": ".data",
@@ -18,8 +18,19 @@ _EXPORTS = {
     "BackbonePreset": ".backbones",
     "FastFlow": ".lightning_model",
     "FastFlowModel": ".torch_model",
+    "FastFlowPostProcessor": ".post_processor",
 }
-__all__ = ["BTAD", "CIFAR10", "PRESETS", "BackbonePreset", "FastFlow", "FastFlowModel", "MVTec", "build_demo_dataset"]
+__all__ = [
+    "BTAD",
+    "CIFAR10",
+    "PRESETS",
+    "BackbonePreset",
+    "FastFlow",
+    "FastFlowModel",
+    "FastFlowPostProcessor",
+    "MVTec",
+    "build_demo_dataset",
+]
 
 
 def __getattr__(name: str) -> object:

@@ -126,7 +126,9 @@ def load_weights_file(model: nn.Module, path: Path, backbone: str) -> None:
             state = state[key]
     target = model.state_dict()
     if set(state) != set(target):
-        shapes_in_order = [tuple(t.shape) for t in state.values()] == [tuple(t.shape) for t in target.values()]
+        shapes_in_order = [tuple(t.shape) for t in state.values()] == [
+            tuple(t.shape) for t in target.values()
+        ]
         if not shapes_in_order:
             msg = (
                 f"Weights file {path} does not fit backbone {backbone!r}: it holds {len(state)} tensors, "
@@ -203,9 +205,13 @@ class FeatureExtractor(nn.Module):
         depth = len(model.feature_info)
         bad = [layer for layer in layers if not 0 <= layer < depth]
         if bad or not layers:
-            msg = f"layers={list(layers)} do not fit backbone {backbone!r}: valid indices are 0 to {depth - 1}."
+            msg = (
+                f"layers={list(layers)} do not fit backbone {backbone!r}: valid indices are 0 to {depth - 1}."
+            )
             raise ValueError(msg)
-        self.layers = model.prune_intermediate_layers(list(layers), prune_norm=not final_norm, prune_head=True)
+        self.layers = model.prune_intermediate_layers(
+            list(layers), prune_norm=not final_norm, prune_head=True
+        )
         self.model = model.eval().requires_grad_(False)
         self.final_norm = final_norm
 

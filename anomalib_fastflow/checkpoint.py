@@ -3,9 +3,11 @@
 A checkpoint carries the evaluator's and visualizer's state too (e.g. AUPRO's ``fpr_limit``
 buffer, when the benchmark grid trained with AUPRO); a model built with other metrics could not
 load it in test, predict or export. ``take_own_metric_state`` replaces that state by the loading
-model's own, ``check_network_fits`` refuses a checkpoint of another network with the settings
-that differ, and ``warn_if_scoring_differs`` warns when the same network scores other maps than
-the ones the checkpoint's normalisation statistics were computed on. ``check_fastflow_checkpoint``
+model's own, ``add_missing_post_processor_state`` lets a checkpoint saved before (or without)
+``FastFlowPostProcessor`` load into a model with (or without) it, ``check_network_fits`` refuses a
+checkpoint of another network with the settings that differ, and ``warn_if_scoring_differs`` warns
+when the same network scores other maps than the ones the checkpoint's normalisation statistics
+were computed on. ``check_fastflow_checkpoint``
 refuses a missing file or another model's checkpoint before Lightning tries to build a model from it.
 """
 
@@ -20,7 +22,8 @@ from lightning.pytorch.utilities import rank_zero_warn
 
 METRIC_COMPONENTS = ("evaluator", "visualizer")
 NETWORK_SETTINGS = ("backbone", "layers", "input_size", "flow_steps", "conv3x3_only", "hidden_ratio")
-SCORING_SETTINGS = ("likelihood", "fusion", "smoothing_sigma", "top_k_fraction")
+SCORING_SETTINGS = ("smoothing_sigma", "feature_pooling")
+HELD_OUT_THRESHOLD = "post_processor.held_out_image_threshold"  # FastFlowPostProcessor's own buffer
 
 
 def check_fastflow_checkpoint(path: Path, safe_globals: Sequence[object]) -> None:
@@ -36,7 +39,10 @@ def check_fastflow_checkpoint(path: Path, safe_globals: Sequence[object]) -> Non
     with anomalib_safe_globals(extra=list(safe_globals)):
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     if not any(key.startswith("model.flows.") for key in checkpoint.get("state_dict", {})):
-        msg = f"{path} is not a FastFlow checkpoint (it holds no flow weights); export takes anomalib_fastflow.FastFlow checkpoints."
+        msg = (
+            f"{path} is not a FastFlow checkpoint (it holds no flow weights); "
+            "export takes anomalib_fastflow.FastFlow checkpoints."
+        )
         raise ValueError(msg)
 
 
@@ -74,9 +80,8 @@ def warn_if_scoring_differs(checkpoint: dict[str, Any], module: LightningModule)
     """Warn, naming the settings, when ``module`` scores its maps otherwise than the checkpoint's model.
 
     The checkpoint's post-processor holds the min, max and thresholds of the maps it was validated
-    on; maps of another likelihood, fusion, smoothing or image score lie elsewhere (log-likelihood
-    maps are positive, probability maps in [-1, 0]) and normalised with those statistics they can
-    clamp to 0 or 1 alike. A validation run recomputes them.
+    on; maps of another smoothing or of other (pooled) features lie elsewhere, and normalised with
+    those statistics they can clamp to 0 or 1 alike. A validation run recomputes them.
     """
     saved = checkpoint.get("hyper_parameters", {})
     differing = [key for key in SCORING_SETTINGS if key in saved and saved[key] != module.hparams.get(key)]
@@ -91,6 +96,16 @@ def warn_if_scoring_differs(checkpoint: dict[str, Any], module: LightningModule)
         "maps and may clamp these scores: validate first (Engine.validate) to recompute them, or "
         "build the model with the checkpoint's settings."
     )
+
+
+def add_missing_post_processor_state(checkpoint: dict[str, Any], module: LightningModule) -> None:
+    """Give ``checkpoint`` the held-out image threshold ``module`` has and it lacks (unset: NaN), and
+    drop the one ``module`` lacks (a post-processor of the user's own)."""
+    state_dict, own = checkpoint.get("state_dict", {}), module.state_dict()
+    if HELD_OUT_THRESHOLD in own and HELD_OUT_THRESHOLD not in state_dict:
+        state_dict[HELD_OUT_THRESHOLD] = torch.full_like(own[HELD_OUT_THRESHOLD], float("nan"))
+    if HELD_OUT_THRESHOLD not in own:
+        state_dict.pop(HELD_OUT_THRESHOLD, None)
 
 
 def _settings(values: Mapping[str, Any], keys: Sequence[str]) -> str:

@@ -99,14 +99,18 @@ def demo(
         collector.set_category(category)
         [metrics] = engine.test(model, datamodule=datamodule)
         all_metrics[category] = metrics | thresholds(model)
-        rows.append({
-            "category": category,
-            "epochs": engine.trainer.max_epochs,
-            "image_AUROC": round(metrics["image_AUROC"], 4),
-            "pixel_AUROC": round(metrics["pixel_AUROC"], 4) if "pixel_AUROC" in metrics else "",
-            "seconds": round(time.perf_counter() - start, 1),
-            "heatmaps": str(Path(output) / "FastFlow" / datamodule.name / datamodule.category / "latest" / "images"),
-        })
+        rows.append(
+            {
+                "category": category,
+                "epochs": engine.trainer.max_epochs,
+                "image_AUROC": round(metrics["image_AUROC"], 4),
+                "pixel_AUROC": round(metrics["pixel_AUROC"], 4) if "pixel_AUROC" in metrics else "",
+                "seconds": round(time.perf_counter() - start, 1),
+                "heatmaps": str(
+                    Path(output) / "FastFlow" / datamodule.name / datamodule.category / "latest" / "images"
+                ),
+            }
+        )
     output.mkdir(parents=True, exist_ok=True)
     with (output / "metrics.csv").open("w", newline="") as file:
         writer = csv.DictWriter(file, fieldnames=list(rows[0]))
@@ -121,7 +125,9 @@ def demo(
         )
     run = describe_run(model, None, None, f"anomalib-fastflow demo, seed {seed}")
     run["budget"] = ", ".join(f"{row['category']} {row['epochs']} epochs" for row in rows)
-    page = write_page(output / "report", f"FastFlow demo ({dataset} data)", run, all_metrics, collector.images)
+    page = write_page(
+        output / "report", f"FastFlow demo ({dataset} data)", run, all_metrics, collector.images
+    )
     print(f"Summary written to {output / 'metrics.csv'}; report: {page}")
     return rows
 
@@ -141,7 +147,9 @@ def build_demo_data(
     return build_demo_categories(root, categories, seed=seed)
 
 
-def build_elpv(root: Path = Path("datasets/elpv"), train_sizes: list[int] = list(TRAIN_SIZES), seed: int = 0) -> list[str]:
+def build_elpv(
+    root: Path = Path("datasets/elpv"), train_sizes: list[int] = list(TRAIN_SIZES), seed: int = 0
+) -> list[str]:
     """Lay out ELPV's monocrystalline solar cells (real defects, image labels, no masks) as ``Folder``
     categories ``mono_<N>`` under ``root``, from the installed ``elpv-dataset`` package.
 
@@ -252,7 +260,9 @@ def export(
         else:
             runtimes["torch_bf16"] = TorchRuntime(model, autocast_dtype=torch.bfloat16)
     rows = parity_report(TorchRuntime(model), runtimes, images, labels, repeats=repeats)
-    report = format_report(rows) + "".join(f"\n\n{name}: skipped: {reason}" for name, reason in skipped.items())
+    report = format_report(rows) + "".join(
+        f"\n\n{name}: skipped: {reason}" for name, reason in skipped.items()
+    )
     heading = f"{provenance()}\n\nParity against PyTorch eager on {len(images)} test images of {category}:"
     (Path(output) / "parity.md").write_text(f"{heading}\n\n{report}\n")
     print(f"\n{heading}\n{report}")
@@ -309,7 +319,8 @@ def compare_training(
             seed,
             epoch_time_rounds,
         )
-        report = f"Seconds per training epoch (random weights, {epoch_time_images} images):\n\n{format_epoch_times(rows)}\n"
+        title = f"Seconds per training epoch (random weights, {epoch_time_images} images)"
+        report = f"{title}:\n\n{format_epoch_times(rows)}\n"
         (output / "epoch_time.md").write_text(report)
         write_epoch_seconds(rows, output / "epoch_time.csv")
         print(f"\n{report}")
@@ -333,9 +344,9 @@ def benchmark(grid: BenchmarkConfig = BenchmarkConfig()) -> str:
         f"model options {grid.model_options or 'none'}; "
         f"seed {grid.seed}; {grid.timing.threads} threads, {grid.timing.warmup} warm-up runs, "
         f"median of {grid.timing.repeats}.\n\nEvery model gets the same backbone weights, input size and "
-        "pre-processing. anomalib's Fastflow runs with our preset's flow settings (on a backbone it does not accept, with our feature "
-        "extractor and its norms and flows rebuilt as its constructor builds them); PatchCore takes the "
-        "backbone's stride-8/16 stages, CFlow its stride-8/16/32 stages."
+        "pre-processing. anomalib's Fastflow runs with our preset's flow settings (on a backbone it does "
+        "not accept, with our feature extractor and its norms and flows rebuilt as its constructor "
+        "builds them); PatchCore takes the backbone's stride-8/16 stages, CFlow its stride-8/16/32 stages."
     )
     report = write_report(accuracy, cost, Path(grid.output), heading)
     print(report)

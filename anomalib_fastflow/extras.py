@@ -1,4 +1,5 @@
-"""Optional packages: which of the package's extras brings each, and a one-line error when one is missing.
+"""Optional packages: which of the package's extras brings each, a one-line error when one is missing,
+and the installed version of any package, as reports name them (``installed``).
 
 ``pip install anomalib-fastflow`` installs what training, testing, the demo and the benchmark need.
 Export runtimes are extras, as in anomalib (``anomalib[openvino]``): OpenVINO and NNCF alone
@@ -7,12 +8,21 @@ needs neither. Code that needs an extra's package imports it where it is used, a
 """
 
 import importlib
+from importlib.metadata import PackageNotFoundError, version
 
 EXTRAS: dict[str, tuple[str, ...]] = {
     "export": ("onnx", "onnxscript", "onnxruntime", "openvino", "nncf"),
     "tensorrt": ("tensorrt",),
     "elpv": ("elpv_dataset",),
 }
+
+
+def installed(package: str) -> str:
+    """``"<package> <version>"``, or ``"<package> not installed"``."""
+    try:
+        return f"{package} {version(package)}"
+    except PackageNotFoundError:
+        return f"{package} not installed"
 
 
 class MissingExtraError(ImportError):

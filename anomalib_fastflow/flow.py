@@ -7,8 +7,8 @@ alternating across steps, or 3x3 only), followed by a learned global affine scal
 channel permutation.
 """
 
+from collections.abc import Callable
 from functools import partial
-from typing import Callable
 
 import torch
 from FrEIA.framework import SequenceINN

@@ -23,20 +23,32 @@ from lightning.pytorch import Callback
 from lightning.pytorch.utilities.types import STEP_OUTPUT, OptimizerLRScheduler
 from torchvision.transforms.v2 import Compose, Normalize, Resize
 
-from .anomaly_map import Fusion, Likelihood
 from .backbones import OFFLINE_BACKBONE, PRETRAINED_WEIGHTS, normalization, resolve_preset
 from .channel_permutation import permutations_as_convolutions
-from .checkpoint import check_fastflow_checkpoint, check_network_fits, take_own_metric_state, warn_if_scoring_differs
+from .checkpoint import (
+    add_missing_post_processor_state,
+    check_fastflow_checkpoint,
+    check_network_fits,
+    take_own_metric_state,
+    warn_if_scoring_differs,
+)
 from .data.checks import DataCheck
 from .loss import negative_log_likelihood
-from .norm import NormAffine
+from .post_processor import FastFlowPostProcessor
+from .removed_options import take_removed
 from .torch_model import FastFlowModel
-from .training.callback import FastFlowTraining
-from .training.schedule import budget_one_cycle, cyclic_one_cycle
+from .training.budget import DefaultBudget
+from .training.guards import NonFiniteGuard
+from .training.samplers import SeededOrder
+from .training.schedule import budget_one_cycle
+from .training.self_validation import SelfValidation
+from .training.view_feature_cache import ViewFeatureCache
+from .training.view_features import ViewFeatures
 from .training.views import AugmentationChoice
 
 LRSchedule = Literal["constant", "one_cycle"]
 FUSED_ADAM_DEVICES = {"cpu", "cuda"}
+WEIGHT_DECAY = 1e-5  # Adam's, the paper's
 
 
 class FastFlow(AnomalibModule):
@@ -55,63 +67,39 @@ class FastFlow(AnomalibModule):
         input_size: Network input ``(H, W)`` or side; any size works, not only multiples of 32.
         weights: Backbone weights: ``"pretrained"`` (packaged offline weights where they exist,
             else timm's hub download), ``"random"``, or a path to a local weights file.
-        likelihood: Per-scale anomaly map from the ``probability`` (paper) or the ``log``-likelihood.
-        fusion: Combine scales by their ``mean`` (paper) or pixel-wise ``max``.
-        smoothing_sigma: Gaussian smoothing of the anomaly map, in input pixels (0: none, as the
-            paper; 4 as anomalib's PatchCore and CFlow, chosen in ``docs/scoring_study.md``); the
-            image score is taken before smoothing.
-        top_k_fraction: Image score = mean of this fraction of top pixels; 0 takes the maximum.
-        norm_affine: Learned affine of the per-scale norm in front of each flow: per ``position``
-            (the paper's ``LayerNorm([C, H, W])``, which ties what is normal to where it sits) or
-            per ``channel`` (measured on parts placed by hand in ``docs/nuisance/``).
-        feature_pooling: Average each backbone feature over its ``k x k`` neighbourhood before the
-            norm (PatchCore's locally aware patch features use 3); 1: the features as they are.
+        smoothing_sigma: Gaussian smoothing of the anomaly map in input pixels (0: none, as the
+            paper); the image score is taken before smoothing.
+        feature_pooling: Average each backbone feature over its ``k x k`` neighbourhood, as
+            PatchCore does with 3 (1: the features as they are); for aligned real images.
         augmentation: Training views: ``auto`` (the paper's flips and rotations where the category
-            allows them, see ``training.views.SAFE_AUGMENTATIONS``; none for unknown categories),
+            allows them, ``training.views.SAFE_AUGMENTATIONS``; none for unknown categories),
             ``paper`` (always) or ``none``.
         augmentation_views: Fixed views per training image when augmenting (view 0 is the image).
-        affine_augmentation: Probability that a view also gets a random zoom, rotation and shift,
-            mirrored at the borders and resampled bicubically (0: off); for parts that are not
-            perfectly aligned (``docs/disturbed.md``, ``docs/nuisance.md``; on the demo's grass
-            texture it costs localisation).
-        affine_scale: Ranges of those views as a multiple of the paper's non-aligned test sets'
-            (1: zoom 0.85-1.18, rotation +-15 degrees, shift +-15%, ``docs/disturbed.md``). For parts
-            placed by hand under a fixed camera 0.25 (+-3.75 degrees, +-3.75%, zoom 0.96-1.04)
-            beat 1 (``docs/nuisance.md``): the views should move the part as far as the line does.
-        cache_features: Compute each view's backbone features once and train from the cache
-            (batches of cached views are then not read from disk).
-        cache_memory_gb: Memory for cached features (half precision) per process; the rest goes
-            to ``<default_root_dir>/feature_cache`` on disk and is deleted after training.
+        affine_views: Give every view but the image a random zoom, rotation and shift, their ranges
+            as a multiple of the paper's non-aligned test sets' (0: off; 1: zoom 0.85-1.18, +-15
+            degrees, +-15% shift, for non-aligned parts; 0.25 for parts placed by hand).
+        cache_memory_gb: Memory for the cached backbone features of the training views (half
+            precision, per process); the rest spills to ``<default_root_dir>/feature_cache`` and is
+            deleted after training. 0 turns the cache off.
         lr: Adam learning rate; the peak rate under ``one_cycle`` (paper: 1e-3, constant).
-        weight_decay: Adam weight decay (paper: 1e-5).
-        lr_schedule: ``one_cycle`` (warm-up to ``lr``, then cosine decay to near zero over the
-            run's steps) or ``constant`` (paper). Without ``max_epochs``, ``max_steps`` or
-            ``max_time`` FastFlow trains for its default budget (``training.schedule.default_epochs``);
-            the default and its peak rate are chosen in ``docs/training.md``.
-        warmup_fraction: Share of the steps spent warming up under ``one_cycle``.
-        scale_lr_to_budget: Under ``one_cycle``, a run longer than the default budget peaks at
-            ``lr`` times default / actual steps (``training.schedule.budget_peak_lr``), so that a long
-            budget does not lose the image AUROC a fixed peak loses (``docs/budget_study/``).
-        self_validation: Normal training images held out of training and scored after every epoch,
-            as they are and with synthetic defects, for a label-free estimate of image / pixel AUROC
-            and AUPRO (logged as ``self_validation/*``, printed after the fit); 0 turns it off
-            (``training.self_validation``). With it and no budget given, training goes on in cycles
-            of the default budget while the estimate improves (``training.cycle_stopping``) and
-            keeps the best cycle's weights. 4 suit a training set of 30-40 images: 8 cost more test
-            AUROC and bought no better stopping (``docs/training.md``, "Self-validation").
-        keep_best_epoch: With ``self_validation`` and an explicit budget, keep the weights of the epoch
-            with the best self-validation score instead of the last epoch's. Off by default: on the
-            demo and the production-line parts the kept epoch was no better than the last on
-            average (``docs/training.md``, "Self-validation").
+        lr_schedule: ``one_cycle`` (warm-up to ``lr``, then cosine decay over the run's steps; a run
+            longer than the default budget peaks proportionally lower) or ``constant`` (paper).
+            Without ``max_epochs``, ``max_steps`` or ``max_time`` FastFlow trains for its default
+            budget (``training.budget.default_epochs``).
+        self_validation: Normal training images held out of training; after the fit, the
+            post-processor's normalisation and thresholds come from them and their synthetic
+            defects instead of the validation split (``training.self_validation``). 0: off.
         pre_processor: anomalib pre-processor, or ``True`` for resize + the backbone's normalization.
-        post_processor: anomalib post-processor, or ``True`` for the default.
+        post_processor: anomalib post-processor, or ``True`` for ``FastFlowPostProcessor``.
         evaluator: anomalib evaluator, or ``True`` for image/pixel AUROC and F1 on the test set.
         visualizer: anomalib visualizer, or ``True`` for the default image visualizer.
+        removed: Options removed in 0.3.0 (``removed_options``): a checkpoint that used one at its
+            default loads; otherwise a one-line message says what to do.
 
     Raises:
         ValueError: Unknown backbone, layers outside it, an input size that disagrees with the
-            given pre-processor, a ``warmup_fraction`` outside [0, 1), an ``affine_augmentation``
-            outside [0, 1], fewer than one augmentation view or an unknown ``augmentation``.
+            given pre-processor, fewer than one augmentation view, a negative ``affine_views`` or
+            ``self_validation``, or an unknown ``augmentation``.
     """
 
     def __init__(
@@ -123,32 +111,24 @@ class FastFlow(AnomalibModule):
         hidden_ratio: float | None = None,
         input_size: int | tuple[int, int] | None = None,
         weights: str = PRETRAINED_WEIGHTS,
-        likelihood: Likelihood = "probability",
-        fusion: Fusion = "mean",
         smoothing_sigma: float = 4.0,
-        top_k_fraction: float = 0.0,
-        norm_affine: NormAffine = "position",
         feature_pooling: int = 1,
         augmentation: AugmentationChoice = "auto",
         augmentation_views: int = 4,
-        affine_augmentation: float = 0.0,
-        affine_scale: float = 1.0,
-        cache_features: bool = True,
+        affine_views: float = 0.0,
         cache_memory_gb: float = 4.0,
         lr: float = 5e-3,
-        weight_decay: float = 1e-5,
         lr_schedule: LRSchedule = "one_cycle",
-        warmup_fraction: float = 0.1,
-        scale_lr_to_budget: bool = True,
         self_validation: int = 0,
-        keep_best_epoch: bool = False,
         pre_processor: PreProcessor | bool = True,
         post_processor: PostProcessor | bool = True,
         evaluator: Evaluator | bool = True,
         visualizer: Visualizer | bool = True,
+        **removed: Any,
     ) -> None:
-        if not 0 <= warmup_fraction < 1:
-            msg = f"warmup_fraction={warmup_fraction}: the share of steps spent warming up must be in [0, 1)."
+        affine_views, cache_memory_gb = take_removed(removed, affine_views, cache_memory_gb)
+        if self_validation < 0:
+            msg = f"self_validation={self_validation}: hold out 0 (off) or more normal training images."
             raise ValueError(msg)
         preset = resolve_preset(backbone)
         requested_size = (input_size, input_size) if isinstance(input_size, int) else input_size
@@ -176,22 +156,13 @@ class FastFlow(AnomalibModule):
             hidden_ratio=preset.hidden_ratio if hidden_ratio is None else hidden_ratio,
             weights=weights,
             final_norm=preset.final_norm,
-            likelihood=likelihood,
-            fusion=fusion,
             smoothing_sigma=smoothing_sigma,
-            top_k_fraction=top_k_fraction,
-            norm_affine=norm_affine,
             feature_pooling=feature_pooling,
         )
-        self.training_callback = FastFlowTraining(
-            augmentation,
-            augmentation_views,
-            affine_augmentation,
-            affine_scale,
-            cache_bytes=int(cache_memory_gb * 2**30) if cache_features else None,
-            self_validation=self_validation,
-            keep_best_epoch=keep_best_epoch,
-        )
+        cache_bytes = int(cache_memory_gb * 2**30) if cache_memory_gb > 0 else None
+        self.view_cache = ViewFeatureCache(augmentation, augmentation_views, affine_views, cache_bytes)
+        # the training views' features during a fit, set and freed by ``view_cache``
+        self.view_features: ViewFeatures | None = None
 
     @classmethod
     def configure_pre_processor(
@@ -203,6 +174,11 @@ class FastFlow(AnomalibModule):
         image_size = image_size or (resolve_preset(backbone).input_size,) * 2
         mean, std = normalization(backbone)
         return PreProcessor(transform=Compose([Resize(image_size, antialias=True), Normalize(mean, std)]))
+
+    @classmethod
+    def configure_post_processor(cls) -> FastFlowPostProcessor:
+        """anomalib's post-processor, whose thresholds ``self_validation`` can fit on held-out images."""
+        return FastFlowPostProcessor()
 
     @classmethod
     def from_checkpoint(cls, path: str | Path) -> "FastFlow":
@@ -219,7 +195,11 @@ class FastFlow(AnomalibModule):
     def training_step(self, batch: Batch, *args, **kwargs) -> STEP_OUTPUT:
         """Negative log-likelihood of the batch's features under the flows."""
         del args, kwargs
-        features = self.training_callback.features(batch, self.current_epoch, self.model.feature_extractor)
+        backbone = self.model.feature_extractor
+        if self.view_features is None:
+            features = backbone(batch.image)
+        else:
+            features = self.view_features(batch, self.current_epoch, backbone)
         latents, log_jacobians = self.model.encode(features)
         loss = negative_log_likelihood(latents, log_jacobians)
         self.log("train_loss", loss, on_epoch=True, prog_bar=True, batch_size=len(batch.image))
@@ -240,33 +220,25 @@ class FastFlow(AnomalibModule):
         """
         parameters = [parameter for parameter in self.model.parameters() if parameter.requires_grad]
         fused = True if all(parameter.device.type in FUSED_ADAM_DEVICES for parameter in parameters) else None
-        optimizer = torch.optim.Adam(
-            parameters, lr=self.hparams.lr, weight_decay=self.hparams.weight_decay, fused=fused
-        )
+        optimizer = torch.optim.Adam(parameters, lr=self.hparams.lr, weight_decay=WEIGHT_DECAY, fused=fused)
         if self.hparams.lr_schedule == "constant":
             return optimizer
-        hparams = self.hparams
-        if cycle_epochs := self.training_callback.cycle_epochs:  # an adaptive budget: one-cycles in a row
-            steps = int(self.trainer.estimated_stepping_batches) * cycle_epochs // self.trainer.max_epochs
-            scheduler = cyclic_one_cycle(optimizer, steps, hparams.warmup_fraction)
-        else:
-            scheduler = budget_one_cycle(
-                optimizer, self.trainer, hparams.lr, hparams.warmup_fraction, hparams.scale_lr_to_budget
-            )
+        scheduler = budget_one_cycle(optimizer, self.trainer, self.hparams.lr)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """Load with this model's own metric state; refuse a checkpoint whose network differs.
 
         Metric state is not model state (``checkpoint``): a checkpoint trained with another
-        evaluator or visualizer loads in test, predict and export. Other scoring settings
-        (likelihood, fusion, smoothing, image score) load with a warning: the checkpoint's
+        evaluator or visualizer loads in test, predict and export, one from before
+        ``FastFlowPostProcessor`` too. Another smoothing loads with a warning: the checkpoint's
         normalisation statistics were computed on other maps.
 
         Raises:
             ValueError: The checkpoint's tensors do not fit (another backbone, layers or size).
         """
         take_own_metric_state(checkpoint, self)
+        add_missing_post_processor_state(checkpoint, self)
         check_network_fits(checkpoint, self)
         warn_if_scoring_differs(checkpoint, self)
         super().on_load_checkpoint(checkpoint)
@@ -296,15 +268,17 @@ class FastFlow(AnomalibModule):
         return path
 
     def configure_callbacks(self) -> list[Callback]:
-        """anomalib's callbacks, an image check and FastFlow's training machinery
-        (``training.callback.FastFlowTraining``: budget, views and feature cache, training order,
-        validation cadence, non-finite guard)."""
-        return [*super().configure_callbacks(), DataCheck(), self.training_callback]
+        """anomalib's callbacks, an image check and FastFlow's training callbacks, one job each:
+        ``SelfValidation`` (with ``self_validation``; first, so the others see the training set without
+        the held-out images), ``DefaultBudget``, ``ViewFeatureCache``, ``SeededOrder`` and ``NonFiniteGuard``."""
+        held_out = [SelfValidation(self.hparams.self_validation)] if self.hparams.self_validation else []
+        training = [*held_out, DefaultBudget(), self.view_cache, SeededOrder(), NonFiniteGuard()]
+        return [*super().configure_callbacks(), DataCheck(), *training]
 
     @property
     def trainer_arguments(self) -> dict[str, Any]:
         """No gradient clipping and no sanity validation. The budget is not set here (anomalib's
-        ``Engine`` would let it override the user's); ``FastFlowTraining`` sets it when the user gave none."""
+        ``Engine`` would let it override the user's); ``DefaultBudget`` sets it when the user gave none."""
         return {"gradient_clip_val": 0, "num_sanity_val_steps": 0}
 
     @property

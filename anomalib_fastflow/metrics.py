@@ -10,4 +10,6 @@ from torchmetrics.functional.classification import binary_auroc
 
 def auroc(scores: np.ndarray | torch.Tensor, labels: np.ndarray | torch.Tensor) -> float:
     """AUROC of ``scores`` against binary ``labels`` (1 = anomalous) of the same shape, flattened."""
-    return float(binary_auroc(torch.as_tensor(scores).float().flatten(), torch.as_tensor(labels).long().flatten()))
+    return float(
+        binary_auroc(torch.as_tensor(scores).float().flatten(), torch.as_tensor(labels).long().flatten())
+    )

@@ -30,7 +30,9 @@ def config_files(names: Sequence[str] | None = None, output: Path | None = None)
         ValueError: A name that is not a shipped config (the message lists them).
     """
     folder = config_folder()
-    available = {path.relative_to(folder).with_suffix("").as_posix(): path for path in sorted(folder.rglob("*.yaml"))}
+    available = {
+        path.relative_to(folder).with_suffix("").as_posix(): path for path in sorted(folder.rglob("*.yaml"))
+    }
     unknown = sorted(set(names or ()) - set(available))
     if unknown:
         msg = f"No shipped config named {unknown}; choose from {sorted(available)}."

@@ -4,8 +4,7 @@ Data path for a batch of pre-processed images ``(N, 3, H, W)``:
 
 1. ``FeatureExtractor``: frozen timm backbone, one ``(N, C_i, H_i, W_i)`` map per scale, each
    feature optionally averaged over its neighbourhood, as PatchCore's are (``patch_features``);
-2. a norm over ``(C_i, H_i, W_i)`` per scale with a trainable affine per position (the paper's
-   ``LayerNorm``) or per channel (``norm.build_norm``);
+2. the paper's ``LayerNorm`` over ``(C_i, H_i, W_i)`` per scale (a trainable affine per position);
 3. one 2D flow per scale: latents ``z_i`` and log-determinants ``(N,)``;
 4. training returns those for the loss; inference turns the latents into an anomaly map
    ``(N, 1, H, W)``, scores each image ``(N,)`` from it, and smooths the map it returns in
@@ -18,10 +17,9 @@ import torch
 from anomalib.data import InferenceBatch
 from torch import nn
 
-from .anomaly_map import AnomalyMapGenerator, Fusion, Likelihood, image_score, smooth_map
+from .anomaly_map import AnomalyMapGenerator, image_score, smooth_map
 from .backbones import FeatureExtractor
 from .flow import build_flow
-from .norm import NormAffine, build_norm
 from .patch_features import PatchFeatures
 
 
@@ -37,13 +35,8 @@ class FastFlowModel(nn.Module):
         hidden_ratio: Subnet hidden channels as a multiple of their input channels.
         weights: ``"pretrained"``, ``"random"`` or a path to a backbone weights file.
         final_norm: Apply the backbone's final norm to its features (transformers).
-        likelihood: Per-scale anomaly map from the ``probability`` or the ``log``-likelihood.
-        fusion: Combine scales by their ``mean`` or ``max``.
         smoothing_sigma: Gaussian smoothing of the returned anomaly map, in input pixels (0: none);
             the image score is taken before smoothing.
-        top_k_fraction: Image score = mean of this fraction of top pixels (0: the maximum).
-        norm_affine: The per-scale norm's learned affine: per ``position`` (the paper's
-            ``LayerNorm([C, H, W])``) or per ``channel``, shared by all positions.
         feature_pooling: Side ``k`` of the neighbourhood each feature is averaged over (stride 1,
             same size out); 1 leaves the features as the backbone gives them.
     """
@@ -58,11 +51,7 @@ class FastFlowModel(nn.Module):
         hidden_ratio: float,
         weights: str,
         final_norm: bool = False,
-        likelihood: Likelihood = "probability",
-        fusion: Fusion = "mean",
         smoothing_sigma: float = 4.0,
-        top_k_fraction: float = 0.0,
-        norm_affine: NormAffine = "position",
         feature_pooling: int = 1,
     ) -> None:
         super().__init__()
@@ -72,13 +61,12 @@ class FastFlowModel(nn.Module):
         self.feature_extractor = FeatureExtractor(backbone, layers, weights, input_size, final_norm)
         self.feature_shapes = self.feature_extractor.feature_shapes(input_size)
         self.patch_features = PatchFeatures(feature_pooling)
-        self.norms = nn.ModuleList(build_norm(shape, norm_affine) for shape in self.feature_shapes)
+        self.norms = nn.ModuleList(nn.LayerNorm(list(shape)) for shape in self.feature_shapes)
         self.flows = nn.ModuleList(
             build_flow(shape, flow_steps, conv3x3_only, hidden_ratio) for shape in self.feature_shapes
         )
-        self.anomaly_map_generator = AnomalyMapGenerator(input_size, likelihood, fusion)
+        self.anomaly_map_generator = AnomalyMapGenerator(input_size)
         self.smoothing_sigma = smoothing_sigma
-        self.top_k_fraction = top_k_fraction
 
     def encode(self, features: list[torch.Tensor]) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
         """Backbone features -> latents ``z_i`` (same shapes) and log-determinants ``(N,)`` per scale."""
@@ -100,7 +88,7 @@ class FastFlowModel(nn.Module):
     def score(self, latents: list[torch.Tensor]) -> InferenceBatch:
         """Latents -> ``InferenceBatch(pred_score (N,), anomaly_map (N, 1, H, W))``, the map smoothed."""
         anomaly_map = self.anomaly_map_generator(latents)
-        score = image_score(anomaly_map, self.top_k_fraction)
+        score = image_score(anomaly_map)
         return InferenceBatch(pred_score=score, anomaly_map=smooth_map(anomaly_map, self.smoothing_sigma))
 
     def forward(self, images: torch.Tensor) -> tuple[list[torch.Tensor], list[torch.Tensor]] | InferenceBatch:

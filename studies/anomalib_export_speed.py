@@ -26,13 +26,18 @@ from anomalib_fastflow.export.parity import measure_latencies
 
 def main() -> None:
     """Export both ways, compare the maps, time them; print the table."""
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--backbones", nargs="+", default=["tf_efficientnet_lite0", "resnet18"])
     parser.add_argument("--repeats", type=int, default=20, help="rounds at batch 1 (batch 8: 8)")
     args = parser.parse_args()
     torch.set_num_threads(2)
     work = Path(tempfile.mkdtemp(prefix="anomalib_export_"))
-    lines = ["| backbone | batch | before ms | after ms | after / before | map difference / range |", "|---|---|---|---|---|---|"]
+    lines = [
+        "| backbone | batch | before ms | after ms | after / before | map difference / range |",
+        "|---|---|---|---|---|---|",
+    ]
     for backbone in args.backbones:
         torch.manual_seed(0)
         model = FastFlow(backbone=backbone, weights="random").eval()
@@ -44,11 +49,21 @@ def main() -> None:
         before, after = (runtime(images[:1])["anomaly_map"] for runtime in runtimes.values())
         difference = float(np.abs(after - before).max() / (before.max() - before.min()))
         for batch_size in (1, 8):
-            latency = measure_latencies(runtimes, images, batch_size, args.repeats if batch_size == 1 else 8, 3)
+            latency = measure_latencies(
+                runtimes, images, batch_size, args.repeats if batch_size == 1 else 8, 3
+            )
             ratio = latency["after"].median_ms / latency["before"].median_ms
-            lines.append(f"| {backbone} | {batch_size} | {latency['before']} | {latency['after']} | {ratio:.2f}x | {difference:.1e} |")
+            lines.append(
+                f"| {backbone} | {batch_size} | {latency['before']} | {latency['after']} "
+                f"| {ratio:.2f}x | {difference:.1e} |"
+            )
             print(lines[-1], flush=True)
-    print("\n" + provenance("python studies/anomalib_export_speed.py") + "\n\nOpenVINO f32, median (min-max):\n\n" + "\n".join(lines))
+    print(
+        "\n"
+        + provenance("python studies/anomalib_export_speed.py")
+        + "\n\nOpenVINO f32, median (min-max):\n\n"
+        + "\n".join(lines)
+    )
 
 
 if __name__ == "__main__":

@@ -47,6 +47,7 @@ from anomalib_fastflow.benchmark.training import seeded
 from anomalib_fastflow.data.arrays import split_arrays
 from anomalib_fastflow.data.demo import CATEGORIES, OBJECTS
 from anomalib_fastflow.loss import negative_log_likelihood
+from anomalib_fastflow.training.schedule import one_cycle
 
 FIELDS = (
     "category",
@@ -60,9 +61,23 @@ FIELDS = (
     "heldout_nll",
     "fit_seconds",
 )
+
+
+class FixedPeakFastFlow(FastFlow):
+    """FastFlow's one-cycle at its peak ``lr`` whatever the budget: the package scales the peak down
+    for budgets longer than its default (``training.schedule.budget_peak_lr``) and dropped the switch
+    that turned that off in 0.3.0; this recipe keeps the comparison runnable."""
+
+    def configure_optimizers(self) -> dict:
+        config = super().configure_optimizers()
+        steps = int(self.trainer.estimated_stepping_batches)
+        config["lr_scheduler"]["scheduler"] = one_cycle(config["optimizer"], steps, self.hparams.lr)
+        return config
+
+
 RECIPES: dict[str, Callable[..., AnomalibModule]] = {
     "default": lambda **kwargs: FastFlow(**kwargs),
-    "fixed_peak": lambda **kwargs: FastFlow(scale_lr_to_budget=False, **kwargs),
+    "fixed_peak": lambda **kwargs: FixedPeakFastFlow(**kwargs),
     "paper": lambda **kwargs: FastFlow(lr_schedule="constant", lr=1e-3, **kwargs),
     "anomalib": lambda **kwargs: anomalib_fastflow(OFFLINE_BACKBONE, **kwargs),
 }
@@ -198,12 +213,16 @@ def report(rows: list[dict[str, str]], output: Path) -> None:
                 )
                 if points:
                     colour = f"C{recipes.index(recipe)}"  # one colour per recipe in every panel
-                    axis.plot(*zip(*points), marker="o", label=recipe, color=colour)
+                    axis.plot(*zip(*points, strict=True), marker="o", label=recipe, color=colour)
             axis.set_xscale("log")
             axis.set_title(category if row_index == 0 else "", fontsize=10)
             axis.set_ylabel(label if column == 0 else "")
             axis.set_xlabel("epochs" if row_index == len(panels) - 1 else "")
-    handles = {label: line for axis in axes.flat for line, label in zip(*axis.get_legend_handles_labels())}
+    handles = {
+        label: line
+        for axis in axes.flat
+        for line, label in zip(*axis.get_legend_handles_labels(), strict=True)
+    }
     axes[0][0].legend(handles.values(), handles.keys(), fontsize=8)  # every recipe, wherever it was run
     figure.tight_layout()
     figure.savefig(output / "budget.png", dpi=90)
@@ -280,13 +299,22 @@ def main() -> None:
     args = parser.parse_args()
     args.output.mkdir(parents=True, exist_ok=True)
     # rows written before seeds were recorded are seed 0
-    table = ResultsTable(args.output / "budget.csv", FIELDS, ("category", "recipe", "budget", "seed"), {"seed": "0"})
+    table = ResultsTable(
+        args.output / "budget.csv", FIELDS, ("category", "recipe", "budget", "seed"), {"seed": "0"}
+    )
     if not args.report:
         data = DataSpec("demo", args.root, args.categories)
         for category in args.categories:
             for recipe in args.recipes:
                 for row in run_category(
-                    data, category, recipe, args.budgets, args.train_images, args.results, args.seed, table.has
+                    data,
+                    category,
+                    recipe,
+                    args.budgets,
+                    args.train_images,
+                    args.results,
+                    args.seed,
+                    table.has,
                 ):
                     table.add(row)
     rows = table.rows

@@ -61,8 +61,18 @@ def export_both(backbone: str, output: Path, runtimes: list[str]) -> dict[str, d
     backbone_path = backbone_onnx(PreProcessedBackbone(ours), size, output / "backbone")
     return {
         "backbone": {"module": PreProcessedBackbone(ours), "onnx": backbone_path, "openvino": backbone_path},
-        "ours": {"module": ours, "onnx": paths["onnx"], "openvino": paths["openvino_fp32"], "bf16": paths.get("openvino_bf16")},
-        "anomalib": {"module": theirs, "onnx": their_onnx, "openvino": their_openvino, "bf16": their_openvino},
+        "ours": {
+            "module": ours,
+            "onnx": paths["onnx"],
+            "openvino": paths["openvino_fp32"],
+            "bf16": paths.get("openvino_bf16"),
+        },
+        "anomalib": {
+            "module": theirs,
+            "onnx": their_onnx,
+            "openvino": their_openvino,
+            "bf16": their_openvino,
+        },
     }
 
 
@@ -86,11 +96,24 @@ def load(models: dict[str, dict[str, object]], runtime: str) -> dict[str, Runtim
     }
 
 
-def row(backbone: str, runtime: str, batch_size: int, repeats: int, latencies: dict[str, Latency]) -> dict[str, object]:
+def row(
+    backbone: str, runtime: str, batch_size: int, repeats: int, latencies: dict[str, Latency]
+) -> dict[str, object]:
     """One CSV row: each model's median, min and max, the time each adds to the backbone, their ratio."""
-    values: dict[str, object] = {"backbone": backbone, "runtime": runtime, "batch_size": batch_size, "repeats": repeats}
+    values: dict[str, object] = {
+        "backbone": backbone,
+        "runtime": runtime,
+        "batch_size": batch_size,
+        "repeats": repeats,
+    }
     for name, latency in latencies.items():
-        values.update({f"{name}_median_ms": latency.median_ms, f"{name}_min_ms": latency.min_ms, f"{name}_max_ms": latency.max_ms})
+        values.update(
+            {
+                f"{name}_median_ms": latency.median_ms,
+                f"{name}_min_ms": latency.min_ms,
+                f"{name}_max_ms": latency.max_ms,
+            }
+        )
     ours = latencies["ours"].median_ms - latencies["backbone"].median_ms
     theirs = latencies["anomalib"].median_ms - latencies["backbone"].median_ms
     values.update({"ours_added_ms": ours, "anomalib_added_ms": theirs, "added_ratio": ours / theirs})
@@ -104,7 +127,9 @@ def openvino_profile(path: Path, images: np.ndarray, runs: int = 10) -> dict[str
     from anomalib_fastflow.export.openvino_compile import precision_config, read_model
 
     core = openvino.Core()
-    compiled = core.compile_model(read_model(path, len(images), core), "CPU", {**precision_config("f32"), "PERF_COUNT": True})
+    compiled = core.compile_model(
+        read_model(path, len(images), core), "CPU", {**precision_config("f32"), "PERF_COUNT": True}
+    )
     request = compiled.create_infer_request()
     for _ in range(3):
         request.infer(images)
@@ -113,7 +138,9 @@ def openvino_profile(path: Path, images: np.ndarray, runs: int = 10) -> dict[str
         request.infer(images)
         for info in request.profiling_info:
             if info.status == openvino.ProfilingInfo.Status.EXECUTED:
-                totals[info.node_type] = totals.get(info.node_type, 0.0) + info.real_time.total_seconds() * 1000 / runs
+                totals[info.node_type] = (
+                    totals.get(info.node_type, 0.0) + info.real_time.total_seconds() * 1000 / runs
+                )
     return dict(sorted(totals.items(), key=lambda item: -item[1]))
 
 
@@ -144,7 +171,10 @@ def onnxruntime_profile(path: Path, images: np.ndarray, output: Path, runs: int 
 def profile_table(profiles: dict[str, dict[str, float]], top: int = 12) -> str:
     """Markdown: ms per call by op type, one column per model, the ``top`` op types by their largest entry."""
     names = list(profiles)
-    ops = sorted({op for p in profiles.values() for op in p}, key=lambda op: -max(p.get(op, 0.0) for p in profiles.values()))
+    ops = sorted(
+        {op for p in profiles.values() for op in p},
+        key=lambda op: -max(p.get(op, 0.0) for p in profiles.values()),
+    )
     lines = ["| op type | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
     for op in ops[:top]:
         lines.append(f"| {op} | " + " | ".join(f"{profiles[n].get(op, 0.0):.2f}" for n in names) + " |")
@@ -163,7 +193,11 @@ def report(rows: list[dict[str, str]]) -> str:
     for backbone, batch_size in keys:
         cells = []
         for runtime in runtimes:
-            match = [r for r in rows if (r["backbone"], r["batch_size"], r["runtime"]) == (backbone, batch_size, runtime)]
+            match = [
+                r
+                for r in rows
+                if (r["backbone"], r["batch_size"], r["runtime"]) == (backbone, batch_size, runtime)
+            ]
             cells.append(
                 f"{float(match[0]['ours_added_ms']):.1f} / {float(match[0]['anomalib_added_ms']):.1f} ms "
                 f"(**{float(match[0]['added_ratio']):.2f}x**)"
@@ -171,25 +205,45 @@ def report(rows: list[dict[str, str]]) -> str:
                 else "-"
             )
         lines.append(f"| {backbone} | {batch_size} | " + " | ".join(cells) + " |")
-    detail = ["| backbone | runtime | batch | backbone ms | ours ms | anomalib's ms |", "|---|---|---|---|---|---|"]
+    detail = [
+        "| backbone | runtime | batch | backbone ms | ours ms | anomalib's ms |",
+        "|---|---|---|---|---|---|",
+    ]
     for r in rows:
         spans = [
             f"{float(r[f'{name}_median_ms']):.1f} ({float(r[f'{name}_min_ms']):.1f}-{float(r[f'{name}_max_ms']):.1f})"
             for name in MODELS
         ]
         detail.append(f"| {r['backbone']} | {r['runtime']} | {r['batch_size']} | " + " | ".join(spans) + " |")
-    return "\n".join(lines) + "\n\nMedian (min-max) of each, the three taking turns in every round:\n\n" + "\n".join(detail)
+    return (
+        "\n".join(lines)
+        + "\n\nMedian (min-max) of each, the three taking turns in every round:\n\n"
+        + "\n".join(detail)
+    )
 
 
 def main() -> None:
     """Export, time and write ``runs.csv`` and ``README.md`` under ``--output``."""
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--backbones", nargs="+", default=["tf_efficientnet_lite0", "resnet18", "wide_resnet50_2"])
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--backbones", nargs="+", default=["tf_efficientnet_lite0", "resnet18", "wide_resnet50_2"]
+    )
     parser.add_argument("--runtimes", nargs="+", default=list(RUNTIMES), choices=RUNTIMES)
     parser.add_argument("--batch-sizes", nargs="+", type=int, default=[1, 8])
-    parser.add_argument("--repeats", type=int, default=20, help="rounds at batch 1; larger batches run a third as many (at least 5)")
+    parser.add_argument(
+        "--repeats",
+        type=int,
+        default=20,
+        help="rounds at batch 1; larger batches run a third as many (at least 5)",
+    )
     parser.add_argument("--threads", type=int, default=2, help="torch threads (the runtimes use every core)")
-    parser.add_argument("--profile", action="store_true", help="also time each op type at batch 1 (OpenVINO f32, ONNX Runtime)")
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="also time each op type at batch 1 (OpenVINO f32, ONNX Runtime)",
+    )
     parser.add_argument("--output", type=Path, default=Path("results/deployed_speed"))
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -219,7 +273,14 @@ def main() -> None:
                 repeats = args.repeats if batch_size == 1 else max(5, args.repeats // 3)
                 latencies = measure_latencies(loaded, images, batch_size, repeats, warmup=3)
                 rows.append(row(backbone, runtime, batch_size, repeats, latencies))
-                print(backbone, runtime, batch_size, {k: str(v) for k, v in latencies.items()}, f"ratio {rows[-1]['added_ratio']}", flush=True)
+                print(
+                    backbone,
+                    runtime,
+                    batch_size,
+                    {k: str(v) for k, v in latencies.items()},
+                    f"ratio {rows[-1]['added_ratio']}",
+                    flush=True,
+                )
             del loaded
     with (args.output / "runs.csv").open("w", newline="") as file:
         writer = csv.DictWriter(file, FIELDS)

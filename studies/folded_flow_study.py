@@ -57,7 +57,9 @@ class FusedCouplingStep(nn.Module):
     def __init__(self, block: FastFlowBlock, permute: bool = True) -> None:
         super().__init__()
         first, activation, last = block.subnet
-        if not (isinstance(first, nn.Conv2d) and isinstance(activation, nn.ReLU) and isinstance(last, nn.Conv2d)):
+        if not (
+            isinstance(first, nn.Conv2d) and isinstance(activation, nn.ReLU) and isinstance(last, nn.Conv2d)
+        ):
             msg = f"Expected a Conv2d -> ReLU -> Conv2d subnet, got {block.subnet}."
             raise TypeError(msg)
         passive, active = block.splits
@@ -132,24 +134,34 @@ def export_variants(backbone: str, output: Path) -> tuple[dict[str, dict[str, Pa
     for name, keep_last in VARIANTS.items():
         if keep_last is not None:
             model.model.flows = nn.ModuleList(FusedFlow(flow, keep_last) for flow in trained)
-        paths[name], _ = export_formats(model, output / name.replace(" ", "_").replace(",", ""), ["onnx", "openvino_fp32"])
+        paths[name], _ = export_formats(
+            model, output / name.replace(" ", "_").replace(",", ""), ["onnx", "openvino_fp32"]
+        )
         model.model.flows = trained
     return paths, tuple(model.input_size)
 
 
 def main() -> None:
     """Export, check parity, time; print the table."""
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--backbones", nargs="+", default=["resnet18", "wide_resnet50_2"])
     parser.add_argument("--repeats", type=int, default=20)
     args = parser.parse_args()
     torch.set_num_threads(2)
     work = Path(tempfile.mkdtemp(prefix="folded_flow_"))
-    lines = ["| backbone | runtime | " + " | ".join(VARIANTS) + " | largest map difference / range |", "|---|---|" + "---|" * (len(VARIANTS) + 1)]
+    lines = [
+        "| backbone | runtime | " + " | ".join(VARIANTS) + " | largest map difference / range |",
+        "|---|---|" + "---|" * (len(VARIANTS) + 1),
+    ]
     for backbone in args.backbones:
         paths, size = export_variants(backbone, work / backbone)
         images = np.random.default_rng(0).random((1, 3, *size), dtype=np.float32)
-        for runtime, load in (("onnxruntime", lambda p: OnnxRuntime(p["onnx"])), ("openvino", lambda p: OpenVINORuntime(p["openvino_fp32"]))):
+        for runtime, load in (
+            ("onnxruntime", lambda p: OnnxRuntime(p["onnx"])),
+            ("openvino", lambda p: OpenVINORuntime(p["openvino_fp32"])),
+        ):
             runtimes = {name: load(p) for name, p in paths.items()}
             maps = {name: run(images)["anomaly_map"] for name, run in runtimes.items()}
             span = float(maps["plain"].max() - maps["plain"].min())
@@ -161,7 +173,12 @@ def main() -> None:
             cells = [str(latencies[name]) for name in VARIANTS]
             lines.append(f"| {backbone} | {runtime} | " + " | ".join(cells) + f" | {worst:.1e} |")
             print(lines[-1], flush=True)
-    print("\n" + provenance("python studies/folded_flow_study.py") + "\n\nWhole model, batch 1, ms median (min-max):\n\n" + "\n".join(lines))
+    print(
+        "\n"
+        + provenance("python studies/folded_flow_study.py")
+        + "\n\nWhole model, batch 1, ms median (min-max):\n\n"
+        + "\n".join(lines)
+    )
 
 
 if __name__ == "__main__":

@@ -46,7 +46,9 @@ def main() -> None:
     args = parser.parse_args()
     print(provenance("python studies/openvino_bf16_cut.py"), "\n")
     for category in args.categories:
-        model = FastFlow.from_checkpoint(args.results / f"FastFlow/MVTec/{category}/v0/weights/lightning/model.ckpt")
+        model = FastFlow.from_checkpoint(
+            args.results / f"FastFlow/MVTec/{category}/v0/weights/lightning/model.ckpt"
+        )
         size = tuple(model.input_size)
         images, labels = split_arrays(args.data_root, category, "test", size)
         with TemporaryDirectory() as folder:

@@ -21,7 +21,12 @@ import torch
 
 from anomalib_fastflow import FastFlow
 from anomalib_fastflow.benchmark.report import provenance
-from anomalib_fastflow.export import OnnxRuntime, TorchRuntime, export_formats, openvino_bf16_unavailable_reason
+from anomalib_fastflow.export import (
+    OnnxRuntime,
+    TorchRuntime,
+    export_formats,
+    openvino_bf16_unavailable_reason,
+)
 from anomalib_fastflow.export.openvino_compile import (
     compiled_precision,
     output_name,

@@ -83,13 +83,18 @@ def study(checkpoint: Path, category_root: Path, copies: int, seed: int) -> dict
             scores[name][0].extend(output.pred_score.flatten().tolist())
             scores[name][1].extend([label] * len(output.pred_score))
     return {
-        name: (auroc(torch.tensor(values), torch.tensor(labels)), float(torch.tensor(values)[torch.tensor(labels) == 0].mean()))
+        name: (
+            auroc(torch.tensor(values), torch.tensor(labels)),
+            float(torch.tensor(values)[torch.tensor(labels) == 0].mean()),
+        )
         for name, (values, labels) in scores.items()
     }
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--categories", nargs="+", default=["brick", "grass", "gravel"])
     parser.add_argument("--data-root", type=Path, default=Path("datasets/demo"))
     parser.add_argument("--checkpoints", type=Path, default=Path("results/demo/FastFlow/MVTec"))
@@ -101,8 +106,8 @@ def main() -> None:
     for category in args.categories:
         checkpoint = args.checkpoints / category / "v0" / "weights" / "lightning" / "model.ckpt"
         results = study(checkpoint, args.data_root / category, args.copies, args.seed)
-        for name, (auroc, good) in results.items():
-            print(f"| {category} | {name} | {auroc:.3f} | {good:.4f} |", flush=True)
+        for name, (image_auroc, good) in results.items():
+            print(f"| {category} | {name} | {image_auroc:.3f} | {good:.4f} |", flush=True)
 
 
 if __name__ == "__main__":

@@ -23,13 +23,19 @@ SETTINGS: dict[str, dict[str, object]] = {
     "one_cycle 1e-3, no augmentation": {"lr_schedule": "one_cycle", "lr": 1e-3, "augmentation": "none"},
     "one_cycle 3e-3, no augmentation": {"lr_schedule": "one_cycle", "lr": 3e-3, "augmentation": "none"},
     "one_cycle 3e-3, augmentation": {"lr_schedule": "one_cycle", "lr": 3e-3, "augmentation": "auto"},
-    "one_cycle 5e-3, augmentation (default)": {"lr_schedule": "one_cycle", "lr": 5e-3, "augmentation": "auto"},
+    "one_cycle 5e-3, augmentation (default)": {
+        "lr_schedule": "one_cycle",
+        "lr": 5e-3,
+        "augmentation": "auto",
+    },
 }
 
 
 def main() -> None:
     """Train under every setting, print and save the table."""
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--root", type=Path, default=Path("datasets/demo"))
     parser.add_argument("--results", type=Path, default=Path("results/schedule_study"))
     parser.add_argument("--output", type=Path, default=Path("docs/schedule_study.md"))
@@ -56,13 +62,15 @@ def main() -> None:
         cells = [f"{r.image_auroc:.4f} / {r.pixel_auroc:.4f}" for r in results]
         curve = [mean(values) for values in zip(*(r.epoch_image_aurocs for r in results), strict=True)]
         lines.append(
-            f"| {name} | " + " | ".join(cells)
+            f"| {name} | "
+            + " | ".join(cells)
             + f" | {mean(r.image_auroc for r in results):.4f} / {mean(r.pixel_auroc for r in results):.4f} "
             + f"| {' '.join(f'{value:.3f}' for value in curve)} | {mean(r.seconds_per_epoch for r in results):.2f} |"
         )
         print(lines[-1], flush=True)
     table = "\n".join(lines)
-    header = f"Made by `python studies/schedule_study.py --max-epochs {args.max_epochs}`: offline backbone, batch 8, seed 0.\n"
+    command = f"python studies/schedule_study.py --max-epochs {args.max_epochs}"
+    header = f"Made by `{command}`: offline backbone, batch 8, seed 0.\n"
     args.output.write_text(f"# Schedule study on the demo data\n\n{header}\n{table}\n")
     print(table)
 

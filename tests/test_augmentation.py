@@ -38,7 +38,10 @@ def test_view_zero_is_the_image_and_views_are_the_same_every_time() -> None:
     views = TrainingViews(PAPER_AUGMENTATION, num_views=4, seed=3)
     assert torch.equal(views.apply(images, KEYS, [0] * len(KEYS)), images)
     chosen = [index % 4 for index in range(len(KEYS))]
-    assert torch.equal(views.apply(images, KEYS, chosen), TrainingViews(PAPER_AUGMENTATION, 4, seed=3).apply(images, KEYS, chosen))
+    assert torch.equal(
+        views.apply(images, KEYS, chosen),
+        TrainingViews(PAPER_AUGMENTATION, 4, seed=3).apply(images, KEYS, chosen),
+    )
 
 
 def test_every_view_is_used_once_per_cycle_of_epochs() -> None:
@@ -90,22 +93,25 @@ def test_affine_views_move_the_image_slightly_the_same_way_every_epoch() -> None
     assert moved.shape == images.shape
     assert all(not torch.equal(a, b) for a, b in zip(moved, images, strict=True))
     assert resolve_augmentation("auto", "carpet", affine=0.5) == replace(PAPER_AUGMENTATION, affine=0.5)
-    with pytest.raises(ValueError, match=r"affine_augmentation=1.5: a probability must be in \[0, 1\]"):
-        FastFlow(input_size=64, flow_steps=2, affine_augmentation=1.5)
+    with pytest.raises(
+        ValueError, match=r"affine_views=-1: the views' ranges are 0 \(none\) or a positive multiple"
+    ):
+        FastFlow(input_size=64, flow_steps=2, affine_views=-1)
 
 
-def test_affine_scale_narrows_the_views_ranges() -> None:
+def test_smaller_affine_views_narrow_the_views_ranges() -> None:
     """A quarter of the paper's ranges: views move about as far as a part placed by hand."""
-    smooth = torch.linspace(0, 1, 64)[None, None, :].expand(len(KEYS), 3, 64, 64) * torch.linspace(0, 1, 64)[:, None]
+    smooth = (
+        torch.linspace(0, 1, 64)[None, None, :].expand(len(KEYS), 3, 64, 64)
+        * torch.linspace(0, 1, 64)[:, None]
+    )
     views = [1 + index % 3 for index in range(len(KEYS))]
     moved = {}
     for scale in (1.0, 0.25):
-        training_views = TrainingViews(resolve_augmentation("none", None, affine=1.0, affine_scale=scale), 4)
+        training_views = TrainingViews(resolve_augmentation("none", None, affine=scale), 4)
         moved[scale] = (training_views.apply(smooth, KEYS, views) - smooth).abs().mean(dim=(1, 2, 3))
     assert (moved[0.25] > 0).all()  # still moved
     assert moved[0.25].mean() < 0.5 * moved[1.0].mean()  # but less
     ranges = AFFINE_RANGES.scaled(0.25)
     assert ranges.max_rotation == pytest.approx(3.75) and ranges.max_translation == pytest.approx(0.0375)
     assert ranges.zoom_ratio == pytest.approx(0.85**0.25)
-    with pytest.raises(ValueError, match=r"affine_scale=0: the affine views' ranges must be a positive multiple"):
-        FastFlow(input_size=64, flow_steps=2, affine_scale=0)

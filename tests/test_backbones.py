@@ -62,7 +62,9 @@ def test_presets_follow_the_paper() -> None:
 
 def test_unknown_cnn_gets_its_stride_4_8_16_stages() -> None:
     preset = resolve_preset("mobilenetv3_small_050")
-    reductions = [timm.create_model("mobilenetv3_small_050").feature_info[i]["reduction"] for i in preset.layers]
+    reductions = [
+        timm.create_model("mobilenetv3_small_050").feature_info[i]["reduction"] for i in preset.layers
+    ]
     assert reductions == [4, 8, 16]
 
 
@@ -77,7 +79,7 @@ def test_block_index_past_depth_is_named() -> None:
 
 
 def test_missing_weights_file_is_named(tmp_path: Path) -> None:
-    with pytest.raises(FileNotFoundError, match="nothing.pth"):
+    with pytest.raises(FileNotFoundError, match=r"nothing\.pth"):
         create_timm_model("resnet18", str(tmp_path / "nothing.pth"), (64, 64))
 
 

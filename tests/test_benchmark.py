@@ -46,8 +46,12 @@ def test_additional_parameters_are_counted_the_papers_way() -> None:
 
 def test_inference_cost_splits_backbone_and_additional_time() -> None:
     model = FastFlow(weights="random", input_size=64, flow_steps=2)
-    cost = inference_cost(model, np.random.rand(2, 3, 64, 64).astype(np.float32), "torch", Path("unused"), 1, 3)
-    assert cost.backbone.median_ms > 0 and cost.model.median_ms > 0  # both timed (how they compare: benchmarks)
+    cost = inference_cost(
+        model, np.random.rand(2, 3, 64, 64).astype(np.float32), "torch", Path("unused"), 1, 3
+    )
+    assert (
+        cost.backbone.median_ms > 0 and cost.model.median_ms > 0
+    )  # both timed (how they compare: benchmarks)
     assert cost.additional_ms == pytest.approx(cost.model.median_ms - cost.backbone.median_ms)
     with pytest.raises(ValueError, match="Unknown runtime 'tensorflow'"):
         inference_cost(model, np.zeros((1, 3, 64, 64), np.float32), "tensorflow", Path("unused"))
@@ -59,7 +63,9 @@ def test_exported_runtimes_share_one_onnx_export(tmp_path: Path, monkeypatch) ->
     model = FastFlow(weights="random", input_size=64, flow_steps=2)
     calls = []
     to_onnx = model.to_onnx
-    monkeypatch.setattr(model, "to_onnx", lambda *args, **kwargs: calls.append(args) or to_onnx(*args, **kwargs))
+    monkeypatch.setattr(
+        model, "to_onnx", lambda *args, **kwargs: calls.append(args) or to_onnx(*args, **kwargs)
+    )
     images, exports = np.random.rand(1, 3, 64, 64).astype(np.float32), {}
     for runtime in ("onnxruntime", "openvino"):
         cost = inference_cost(model, images, runtime, tmp_path, 1, 2, exports)
@@ -69,7 +75,13 @@ def test_exported_runtimes_share_one_onnx_export(tmp_path: Path, monkeypatch) ->
 
 
 def test_time_to_accuracy_counts_the_fixed_cost_and_the_epochs_up_to_the_first_hit() -> None:
-    result = TrainingResult(0.9, 0.9, fit_seconds=20.0, epoch_seconds=[5.0, 3.0, 3.0, 3.0], epoch_image_aurocs=[0.7, 0.85, 0.95, 0.9])
+    result = TrainingResult(
+        0.9,
+        0.9,
+        fit_seconds=20.0,
+        epoch_seconds=[5.0, 3.0, 3.0, 3.0],
+        epoch_image_aurocs=[0.7, 0.85, 0.95, 0.9],
+    )
     assert result.seconds_to_reach(0.8) == pytest.approx(6.0 + 5.0 + 3.0)
     assert result.seconds_to_reach(0.99) is None
     assert result.seconds_per_epoch == pytest.approx(3.5)
@@ -82,7 +94,9 @@ def test_a_few_training_images_stay_the_training_set_through_the_trainers_setup(
     few = spec.datamodule("brick", train_images=3)
     few.setup(TrainerFn.FITTING)  # what Engine.fit does: it must not rebuild the full split
     assert list(few.train_data.samples.image_path) == list(full.train_data.samples.image_path[:3])
-    with pytest.raises(ValueError, match=f"train_images=999, but {tiny_dataset}/brick has {len(full.train_data)}"):
+    with pytest.raises(
+        ValueError, match=f"train_images=999, but {tiny_dataset}/brick has {len(full.train_data)}"
+    ):
         spec.datamodule("brick", train_images=999)
 
 
@@ -108,7 +122,10 @@ def test_grid_records_failures_resumes_and_reports(tiny_dataset: Path, tmp_path:
         ("anomalib_patchcore", "not_a_timm_model"): "failed",
     }
     pages = sorted(path.parent.name for path in (tmp_path / "bench" / "reports").glob("*/index.html"))
-    assert pages == ["anomalib_patchcore_tf_efficientnet_lite0", "fastflow_tf_efficientnet_lite0"]  # trained runs only
+    assert pages == [
+        "anomalib_patchcore_tf_efficientnet_lite0",
+        "fastflow_tf_efficientnet_lite0",
+    ]  # trained runs only
     assert len(list((tmp_path / "bench" / "reports" / pages[1] / "images").glob("*.jpg"))) == 4 + 8
     failed = next(row for row in accuracy if row["model"] == "fastflow" and row["status"] == "failed")
     assert "not_a_timm_model" in failed["error"]
@@ -139,9 +156,15 @@ def test_cli_commands_have_their_documented_names(tmp_path: Path, monkeypatch) -
     from anomalib_fastflow import cli
     from anomalib_fastflow.data.demo import ALL_CATEGORIES
 
-    monkeypatch.setattr("sys.argv", ["anomalib-fastflow", "build-demo-data", "--root", str(tmp_path / "demo")])
+    monkeypatch.setattr(
+        "sys.argv", ["anomalib-fastflow", "build-demo-data", "--root", str(tmp_path / "demo")]
+    )
     calls = []
-    monkeypatch.setattr(cli, "build_demo_categories", lambda root, categories, seed: calls.append((root, categories, seed)) or root)
+    monkeypatch.setattr(
+        cli,
+        "build_demo_categories",
+        lambda root, categories, seed: calls.append((root, categories, seed)) or root,
+    )
     cli.main()
     assert calls == [(tmp_path / "demo", list(ALL_CATEGORIES), 0)]
 
@@ -198,7 +221,9 @@ BENCHMARK_CONFIGS = sorted((Path(__file__).parents[1] / "configs" / "benchmark")
 def test_benchmark_configs_parse(config: Path, monkeypatch, capsys) -> None:
     from anomalib_fastflow import cli
 
-    monkeypatch.setattr("sys.argv", ["anomalib-fastflow", "benchmark", "--config", str(config), "--print_config"])
+    monkeypatch.setattr(
+        "sys.argv", ["anomalib-fastflow", "benchmark", "--config", str(config), "--print_config"]
+    )
     with pytest.raises(SystemExit) as exit_info:
         cli.main()
     assert exit_info.value.code == 0
@@ -239,7 +264,9 @@ def test_every_measured_epoch_is_written(tmp_path: Path) -> None:
     with (tmp_path / "epoch_time.csv").open() as file:
         written = list(csv.DictReader(file))
     assert len(written) == 2 * 2 * 3  # rounds x models x epochs
-    theirs = [float(line["seconds"]) for line in written if (line["round"], line["model"]) == ("1", "anomalib")]
+    theirs = [
+        float(line["seconds"]) for line in written if (line["round"], line["model"]) == ("1", "anomalib")
+    ]
     assert theirs == [2.5, 2.0, 2.25]
 
 
@@ -260,7 +287,9 @@ def test_seeded_models_start_from_the_seed_whatever_ran_before() -> None:
 def test_runs_that_only_measure_time_write_no_checkpoint(tiny_dataset: Path, tmp_path: Path) -> None:
     for test in (True, False):
         model = seeded(lambda: FastFlow(input_size=64, flow_steps=2), 0)
-        datamodule = MVTec(root=tiny_dataset, category="brick", train_batch_size=4, eval_batch_size=4, num_workers=0)
+        datamodule = MVTec(
+            root=tiny_dataset, category="brick", train_batch_size=4, eval_batch_size=4, num_workers=0
+        )
         result = train_and_test(model, datamodule, 1, tmp_path / f"test_{test}", test=test)
         assert len(result.epoch_seconds) == 1
         assert bool(list((tmp_path / f"test_{test}").rglob("*.ckpt"))) == test

@@ -11,7 +11,9 @@ from anomalib_fastflow.channel_permutation import permutations_as_convolutions
 def _gather_model(indices: np.ndarray, axis: int, channels: int = 6) -> "openvino.Model":
     """``x -> Gather(x, indices, axis) + 0`` on ``(N, channels, 5, 7)`` f32 images."""
     image = opset13.parameter([-1, channels, 5, 7], np.float32, name="image")
-    gathered = opset13.gather(image, opset13.constant(indices.astype(np.int64)), opset13.constant(np.int64(axis)))
+    gathered = opset13.gather(
+        image, opset13.constant(indices.astype(np.int64)), opset13.constant(np.int64(axis))
+    )
     return openvino.Model([opset13.add(gathered, opset13.constant(np.float32(0)))], [image])
 
 

@@ -17,7 +17,9 @@ def test_config_parses_with_the_anomalib_cli(config: Path, capsys: pytest.Captur
     assert exit_info.value.code == 0
     printed = capsys.readouterr().out
     assert "class_path: anomalib_fastflow.FastFlow" in printed
-    assert "class_path: anomalib_fastflow.MVTec" in printed or "class_path: anomalib_fastflow.CIFAR10" in printed
+    assert (
+        "class_path: anomalib_fastflow.MVTec" in printed or "class_path: anomalib_fastflow.CIFAR10" in printed
+    )
 
 
 def test_every_preset_has_a_config() -> None:

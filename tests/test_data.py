@@ -16,7 +16,9 @@ from anomalib_fastflow.data.demo import OBJECTS, TEXTURES, defect_kinds
 
 def _digest(root: Path) -> str:
     files = sorted(root.rglob("*.png"))
-    return hashlib.sha256(b"".join(path.relative_to(root).as_posix().encode() + path.read_bytes() for path in files)).hexdigest()
+    return hashlib.sha256(
+        b"".join(path.relative_to(root).as_posix().encode() + path.read_bytes() for path in files)
+    ).hexdigest()
 
 
 @pytest.mark.parametrize("name", ["gravel", "cup"])
@@ -30,7 +32,9 @@ def test_demo_dataset_layout_and_determinism(tmp_path: Path, name: str) -> None:
     assert _digest(together / name) == _digest(first / name)  # built alone or with others: the same
     category = first / name
     assert len(list((category / "train" / "good").glob("*.png"))) == 3
-    assert sorted(path.name for path in (category / "test").iterdir()) == sorted(["good", *defect_kinds(name)])
+    assert sorted(path.name for path in (category / "test").iterdir()) == sorted(
+        ["good", *defect_kinds(name)]
+    )
     for kind in defect_kinds(name):
         for image_path in sorted((category / "test" / kind).glob("*.png")):
             mask = np.asarray(Image.open(category / "ground_truth" / kind / f"{image_path.stem}_mask.png"))
@@ -40,13 +44,16 @@ def test_demo_dataset_layout_and_determinism(tmp_path: Path, name: str) -> None:
 
 
 def _images(folder: Path) -> np.ndarray:
-    return np.stack([np.asarray(Image.open(path), dtype=np.float32) / 255 for path in sorted(folder.glob("*.png"))])
+    return np.stack(
+        [np.asarray(Image.open(path), dtype=np.float32) / 255 for path in sorted(folder.glob("*.png"))]
+    )
 
 
 def test_demo_objects_are_aligned_and_textures_are_not(tmp_path: Path) -> None:
     """Object samples are one pose of the object, jittered a little; texture samples are other crops."""
-    root = build_demo_dataset(tmp_path, [*TEXTURES, *OBJECTS], image_size=96, num_train=6, num_test_good=1,
-                              num_test_per_defect=1)
+    root = build_demo_dataset(
+        tmp_path, [*TEXTURES, *OBJECTS], image_size=96, num_train=6, num_test_good=1, num_test_per_defect=1
+    )
     for name in [*TEXTURES, *OBJECTS]:
         train = _images(root / name / "train" / "good")
         correlations = np.corrcoef(train.reshape(len(train), -1))[np.triu_indices(len(train), 1)]
@@ -68,7 +75,9 @@ def _copy(tiny_dataset: Path, tmp_path: Path) -> Path:
 
 def _fit(root: Path, tmp_path: Path) -> None:
     datamodule = MVTec(root=root, category="brick", train_batch_size=4, eval_batch_size=4, num_workers=0)
-    Engine(default_root_dir=tmp_path, logger=False, max_epochs=1).fit(FastFlow(input_size=64, flow_steps=2), datamodule=datamodule)
+    Engine(default_root_dir=tmp_path, logger=False, max_epochs=1).fit(
+        FastFlow(input_size=64, flow_steps=2), datamodule=datamodule
+    )
 
 
 def test_corrupt_image_is_named_before_training(tiny_dataset: Path, tmp_path: Path) -> None:

@@ -193,7 +193,9 @@ def test_reflect_fill_mirrors_image_and_mask_together() -> None:
     image[:, :, 0:4] = 255  # a defect on the left border
     mask = torch.zeros(1, 32, 32, dtype=torch.uint8)
     mask[:, :, 0:4] = 255
-    moved, moved_mask = disturb(image, mask, AffineParams(angle=0.0, translate=(8.0, 0.0), scale=1.0), "reflect")
+    moved, moved_mask = disturb(
+        image, mask, AffineParams(angle=0.0, translate=(8.0, 0.0), scale=1.0), "reflect"
+    )
     # shifted right by 8: the defect now at columns 8-11, its mirror image (about column 0, which
     # is not repeated) brought in at columns 5-7
     assert torch.equal(moved_mask[0, 0] > 0, torch.arange(32).ge(5) & torch.arange(32).lt(12))

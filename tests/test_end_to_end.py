@@ -47,7 +47,10 @@ def test_anomalib_cli_trains_tests_predicts_and_exports(
     assert predict.returncode == 0, predict.stderr[-3000:]
     assert len(list((tmp_path / "predict").rglob("*.png"))) == 2
 
-    for export_type, exported in (("openvino", "weights/openvino/model.xml"), ("torch", "weights/torch/model.pt")):
+    for export_type, exported in (
+        ("openvino", "weights/openvino/model.xml"),
+        ("torch", "weights/torch/model.pt"),
+    ):
         result = _run(
             "export", "--model", "anomalib_fastflow.FastFlow", "--model.flow_steps", "4",
             "--ckpt_path", str(checkpoint), "--export_type", export_type,
@@ -59,7 +62,9 @@ def test_anomalib_cli_trains_tests_predicts_and_exports(
     monkeypatch.setenv("TRUST_REMOTE_CODE", "1")  # our own file: anomalib's pickle opt-in
     monkeypatch.chdir(tmp_path)  # anomalib's OpenVINO inferencer writes an openvino_cache folder here
     image = read_image(tiny_dataset / "brick" / "test" / "hole" / "000.png", as_tensor=True)
-    torch_map = TorchInferencer(tmp_path / "torch" / "weights" / "torch" / "model.pt").predict(image).anomaly_map
+    torch_map = (
+        TorchInferencer(tmp_path / "torch" / "weights" / "torch" / "model.pt").predict(image).anomaly_map
+    )
     exported_ir = tmp_path / "openvino" / "weights" / "openvino" / "model.xml"
     # anomalib's export wrote our rewrite: every flow's (narrow) permutation is a 1x1 convolution
     assert permutations_as_convolutions(ov.Core().read_model(exported_ir)) == 0

@@ -38,7 +38,6 @@ from anomalib_fastflow.export.openvino_compile import compiled_precision, weight
 from anomalib_fastflow.hardware import describe_cpu
 
 
-
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """A FastFlow trained for 8 epochs on the demo's brick category, its checkpoint and data."""
@@ -46,7 +45,9 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     data = build_demo_dataset(root / "data", ["brick"], seed=0)
     seed_everything(0)
     datamodule = MVTec(root=data, category="brick", train_batch_size=8, eval_batch_size=8, num_workers=0)
-    Engine(max_epochs=8, default_root_dir=root / "results", logger=False).fit(FastFlow(), datamodule=datamodule)
+    Engine(max_epochs=8, default_root_dir=root / "results", logger=False).fit(
+        FastFlow(), datamodule=datamodule
+    )
     [checkpoint] = (root / "results").glob("FastFlow/MVTec/brick/v0/weights/lightning/model.ckpt")
     return {"root": root, "data": data, "checkpoint": checkpoint}
 
@@ -55,7 +56,14 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 def report(trained: dict[str, Path]) -> dict[str, object]:
     """The export command's rows, one per format, plus where it wrote the files."""
     output = trained["root"] / "exported"
-    formats = ["onnx", "openvino_fp32", "openvino_fp16", "openvino_int8", "openvino_int8_ptq", "openvino_bf16"]
+    formats = [
+        "onnx",
+        "openvino_fp32",
+        "openvino_fp16",
+        "openvino_int8",
+        "openvino_int8_ptq",
+        "openvino_bf16",
+    ]
     rows = export(trained["checkpoint"], trained["data"], "brick", output=output, formats=formats, repeats=2)
     return {"rows": {row.name: row for row in rows}, "output": output}
 
@@ -66,8 +74,10 @@ def bf16_by_default(monkeypatch: pytest.MonkeyPatch) -> None:
     import openvino
 
     class Bf16DefaultCore(openvino.Core):
-        def compile_model(self, model, device_name=None, config=None):  # noqa: ANN001, ANN202
-            return super().compile_model(model, device_name, {"INFERENCE_PRECISION_HINT": "bf16", **(config or {})})
+        def compile_model(self, model, device_name=None, config=None):
+            return super().compile_model(
+                model, device_name, {"INFERENCE_PRECISION_HINT": "bf16", **(config or {})}
+            )
 
     monkeypatch.setattr(openvino, "Core", Bf16DefaultCore)
 
@@ -108,7 +118,10 @@ def test_bf16_formats_are_measured_or_listed_with_the_reason(report: dict[str, o
     """Every CPU: the bf16 IR is written, and each bf16 format is either a row or a skip with its reason."""
     rows, text = report["rows"], (report["output"] / "parity.md").read_text()
     assert (report["output"] / "openvino_bf16" / "model.xml").is_file()  # written on any CPU
-    for name, reason in (("openvino_bf16", openvino_bf16_unavailable_reason()), ("torch_bf16", torch_bf16_unavailable_reason())):
+    for name, reason in (
+        ("openvino_bf16", openvino_bf16_unavailable_reason()),
+        ("torch_bf16", torch_bf16_unavailable_reason()),
+    ):
         assert (name in rows) == (reason is None), (name, reason)
         assert reason is None or f"{name}: skipped: {reason}" in text
 
@@ -117,11 +130,17 @@ def test_bf16_formats_are_measured_or_listed_with_the_reason(report: dict[str, o
 @pytest.mark.parametrize(
     ("name", "precision", "unavailable"),
     [
-        ("openvino_bf16", "bf16+f32", openvino_bf16_unavailable_reason),  # bf16 but for the image's first stage
+        (
+            "openvino_bf16",
+            "bf16+f32",
+            openvino_bf16_unavailable_reason,
+        ),  # bf16 but for the image's first stage
         ("torch_bf16", "bfloat16 autocast", torch_bf16_unavailable_reason),
     ],
 )
-def test_bf16_runs_in_bf16_and_keeps_auroc(report: dict[str, object], name: str, precision: str, unavailable) -> None:
+def test_bf16_runs_in_bf16_and_keeps_auroc(
+    report: dict[str, object], name: str, precision: str, unavailable
+) -> None:
     if reason := unavailable():
         pytest.skip(reason)
     row, reference = report["rows"][name], report["rows"]["torch"]
@@ -180,7 +199,9 @@ def test_openvino_bf16_compiles_the_first_stage_f32_and_the_rest_bf16(report: di
     if reason := openvino_bf16_unavailable_reason():
         pytest.skip(reason)
     model = openvino.Core().read_model(report["output"] / "openvino_bf16" / "model.xml")
-    convolutions = [op for op in model.get_ordered_ops() if op.get_type_name() in ("Convolution", "GroupConvolution")]
+    convolutions = [
+        op for op in model.get_ordered_ops() if op.get_type_name() in ("Convolution", "GroupConvolution")
+    ]
     first_names = {op.get_friendly_name() for op in convolutions if KEPT_PRECISION in op.get_rt_info()}
     compiled = openvino.Core().compile_model(model, "CPU", {"INFERENCE_PRECISION_HINT": "bf16"})
     runs_in = {
@@ -210,17 +231,21 @@ def test_the_stem_can_end_after_its_first_convolution(report: dict[str, object])
 def test_openvino_inferencer_refuses_another_precision_or_a_missing_device(report: dict[str, object]) -> None:
     output = report["output"]
     fp16 = output / "openvino_fp16" / "model.xml"
-    with pytest.raises(ValueError, match=r"openvino_fp16/model.xml holds a FP16 model, but precision='fp32' asks for a FP32"):
+    with pytest.raises(
+        ValueError, match=r"openvino_fp16/model.xml holds a FP16 model, but precision='fp32' asks for a FP32"
+    ):
         openvino_inferencer(fp16, precision="fp32")
     with pytest.raises(ValueError, match=r"holds a FP32 model, but precision='int8' asks for a INT8"):
         openvino_inferencer(output / "openvino_fp32" / "model.xml", precision="int8")
     with pytest.raises(ValueError, match=r"holds a FP32 model, but precision='bf16' asks for a BF16"):
         openvino_inferencer(output / "openvino_fp32" / "model.xml", precision="bf16")
-    with pytest.raises(ValueError, match=r"OpenVINO device 'NPU.3' does not exist on this machine; it sees \['CPU'"):
+    with pytest.raises(
+        ValueError, match=r"OpenVINO device 'NPU.3' does not exist on this machine; it sees \['CPU'"
+    ):
         openvino_inferencer(fp16, precision="fp16", device="NPU.3")
     with pytest.raises(ValueError, match=r"precision='fp64': choose from \['fp32', 'fp16', 'int8', 'bf16'\]"):
         openvino_inferencer(fp16, precision="fp64")
-    with pytest.raises(FileNotFoundError, match="OpenVINO model not found: .*missing.xml"):
+    with pytest.raises(FileNotFoundError, match=r"OpenVINO model not found: .*missing\.xml"):
         openvino_inferencer(output / "missing.xml")
 
 
@@ -232,7 +257,9 @@ def test_reduced_precision_keeps_auroc(report: dict[str, object]) -> None:
     ptq = rows["openvino_int8_ptq"]
     # activations really quantised (u8, or i8+u8 where the CPU has AMX INT8)
     assert set(ptq.precision.split("+")) <= {"i8", "u8"} and ptq.max_relative > 1e-3, ptq
-    assert ptq.image_auroc >= rows["torch"].image_auroc - 0.05, ptq  # docs/export_parity_demo.md: 0.9965 vs 1.0
+    assert ptq.image_auroc >= rows["torch"].image_auroc - 0.05, (
+        ptq
+    )  # docs/export_parity_demo.md: 0.9965 vs 1.0
     assert f"| openvino_int8_ptq | {ptq.precision} |" in (report["output"] / "parity.md").read_text()
 
 
@@ -242,7 +269,12 @@ def test_onnx_graph_permutes_by_gather_without_dense_matmuls(report: dict[str, o
     ops = Counter(node.op_type for node in graph.node)
     assert ops["MatMul"] == 0 and ops["Gemm"] == 0
     assert ops["Gather"] >= 3 * 8  # one per flow step
-    assert [output.name for output in graph.output][:4] == ["pred_score", "pred_label", "anomaly_map", "pred_mask"]
+    assert [output.name for output in graph.output][:4] == [
+        "pred_score",
+        "pred_label",
+        "anomaly_map",
+        "pred_mask",
+    ]
 
 
 @pytest.mark.slow
@@ -281,7 +313,9 @@ def test_anomalib_openvino_inferencer_matches_the_checkpoint(
 @pytest.mark.slow
 def test_runtime_refuses_images_without_three_channels(report: dict[str, object]) -> None:
     runtime = OnnxRuntime(report["output"] / "weights" / "onnx" / "model.onnx")
-    with pytest.raises(ValueError, match=r"Expected RGB images of shape \(N, 3, H, W\), got shape \(1, 1, 256, 256\)"):
+    with pytest.raises(
+        ValueError, match=r"Expected RGB images of shape \(N, 3, H, W\), got shape \(1, 1, 256, 256\)"
+    ):
         runtime(np.zeros((1, 1, 256, 256), dtype=np.float32))
 
 
@@ -300,11 +334,15 @@ def test_unknown_export_format_is_named(tmp_path: Path) -> None:
 @pytest.mark.slow
 @pytest.mark.skipif(tensorrt_unavailable_reason() is not None, reason=str(tensorrt_unavailable_reason()))
 @pytest.mark.parametrize("fp16", [False, True])
-def test_tensorrt_engine_matches_pytorch(trained: dict[str, Path], report: dict[str, object], fp16: bool) -> None:
+def test_tensorrt_engine_matches_pytorch(
+    trained: dict[str, Path], report: dict[str, object], fp16: bool
+) -> None:
     model = FastFlow.from_checkpoint(trained["checkpoint"])
     size = tuple(model.input_size)
     onnx_path = report["output"] / "weights" / "onnx" / "model.onnx"
-    engine = build_engine(onnx_path, trained["root"] / f"trt{fp16}.engine", size, fp16=fp16, batch_sizes=(1, 4, 8))
+    engine = build_engine(
+        onnx_path, trained["root"] / f"trt{fp16}.engine", size, fp16=fp16, batch_sizes=(1, 4, 8)
+    )
     images, _ = split_arrays(trained["data"], "brick", "test", size)
     predicted = TensorRTInferencer(engine).predict(images[:4])
     expected = TorchRuntime(model)(images[:4])

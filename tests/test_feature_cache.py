@@ -145,7 +145,9 @@ def test_a_fit_reads_each_training_image_once_and_trains_as_if_it_read_them_all(
         seed_everything(0)
         model = FastFlow(input_size=64, flow_steps=2, augmentation="none")
         datamodule = MVTec(root=tiny_dataset, category="brick", train_batch_size=4, num_workers=0)
-        Engine(max_epochs=3, default_root_dir=tmp_path, logger=False, limit_val_batches=0).fit(model, datamodule)
+        Engine(max_epochs=3, default_root_dir=tmp_path, logger=False, limit_val_batches=0).fit(
+            model, datamodule
+        )
         training_reads = [path for path in reads.paths if "/train/" in path]
         assert len(training_reads) == (12 if skip_cached_images else 3 * 12)
         assert not isinstance(datamodule.train_data, CachedViewsDataset)  # given back after the fit

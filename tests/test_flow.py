@@ -69,7 +69,9 @@ def test_block_computes_what_freia_computes() -> None:
 
 
 def test_block_stores_permutations_as_indices_not_matrices() -> None:
-    block = FastFlowBlock([(64, 4, 4)], subnet_constructor=partial(ConvSubnet, kernel_size=1, hidden_ratio=1.0))
+    block = FastFlowBlock(
+        [(64, 4, 4)], subnet_constructor=partial(ConvSubnet, kernel_size=1, hidden_ratio=1.0)
+    )
     names = dict(block.named_parameters()) | dict(block.named_buffers())
     assert "w_perm" not in names and "w_perm_inv" not in names
     assert block.permutation.shape == (64,)

@@ -17,11 +17,15 @@ STILL = line.Nuisance(0, 0, 0, 0, 0, 0, 0, (0.0, 0.0), 0)  # no pose, light, cam
 
 def _digest(root: Path) -> str:
     files = sorted(root.rglob("*.png"))
-    return hashlib.sha256(b"".join(path.relative_to(root).as_posix().encode() + path.read_bytes() for path in files)).hexdigest()
+    return hashlib.sha256(
+        b"".join(path.relative_to(root).as_posix().encode() + path.read_bytes() for path in files)
+    ).hexdigest()
 
 
 def _images(folder: Path) -> np.ndarray:
-    return np.stack([np.asarray(Image.open(path), dtype=np.float32) / 255 for path in sorted(folder.glob("*.png"))])
+    return np.stack(
+        [np.asarray(Image.open(path), dtype=np.float32) / 255 for path in sorted(folder.glob("*.png"))]
+    )
 
 
 def test_layout_and_determinism(tmp_path: Path) -> None:
@@ -42,7 +46,9 @@ def test_layout_and_determinism(tmp_path: Path) -> None:
 def test_nuisance_is_what_varies_between_samples(tmp_path: Path) -> None:
     still = line.build_line_dataset(tmp_path / "still", ["gear"], nuisance=STILL, **SMALL)
     moving = line.build_line_dataset(tmp_path / "moving", ["gear"], **SMALL)
-    assert np.array_equal(*_images(still / "gear" / "train" / "good")[:2])  # one design: without nuisance, one image
+    assert np.array_equal(
+        *_images(still / "gear" / "train" / "good")[:2]
+    )  # one design: without nuisance, one image
     train = _images(moving / "gear" / "train" / "good")
     centroids = [ndimage.center_of_mass(image.mean(axis=-1) > 0.4) for image in train]  # the bright gear
     assert max(np.hypot(*np.subtract(a, centroids[0])) for a in centroids[1:]) > 0.5  # placed by hand

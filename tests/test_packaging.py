@@ -50,7 +50,9 @@ def _installed_closure(names: set[str]) -> set[str]:
 
 
 CORE = _names(PROJECT["dependencies"])
-EXTRA_DISTRIBUTIONS = {extra: _names(requirements) for extra, requirements in PROJECT["optional-dependencies"].items()}
+EXTRA_DISTRIBUTIONS = {
+    extra: _names(requirements) for extra, requirements in PROJECT["optional-dependencies"].items()
+}
 # what a user without extras lacks: the extras' distributions that no core dependency brings
 OPTIONAL = set().union(*EXTRA_DISTRIBUTIONS.values()) - _installed_closure(CORE) - {"anomalib-fastflow"}
 
@@ -134,18 +136,24 @@ except SystemExit as exit:
     assert exit.code == 0, exit.code
 cli.main(["export", "--ckpt_path", "missing.ckpt", "--data_root", ".", "--category", "x", "--formats", "[onnx]"])
 """
-    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=tmp_path, timeout=600)
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, cwd=tmp_path, timeout=600
+    )
     assert result.returncode == 2, result.stderr[-3000:]
     assert "usage:" in result.stdout and "export" in result.stdout
     lines = result.stderr.strip().splitlines()
-    assert lines[-1].startswith("anomalib-fastflow: Export to onnx needs onnx, onnxruntime, onnxscript"), lines
+    assert lines[-1].startswith("anomalib-fastflow: Export to onnx needs onnx, onnxruntime, onnxscript"), (
+        lines
+    )
     assert lines[-1].endswith('pip install "anomalib-fastflow[export]"'), lines
     assert "Traceback" not in result.stderr
 
 
 def test_require_names_the_missing_module_and_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "openvino", None)
-    with pytest.raises(MissingExtraError, match=r'^Running x needs openvino: pip install "anomalib-fastflow\[export\]"$'):
+    with pytest.raises(
+        MissingExtraError, match=r'^Running x needs openvino: pip install "anomalib-fastflow\[export\]"$'
+    ):
         require("export", ["onnx", "openvino"], "Running x")
     with pytest.raises(ValueError, match="does not bring"):
         require("tensorrt", ["openvino"], "Running x")

@@ -94,7 +94,9 @@ def trained(tiny_dataset: Path, tmp_path_factory: pytest.TempPathFactory) -> tup
     """A one-epoch FastFlow trained by the demo on the tiny dataset (read as MVTec, so that the demo
     does not rebuild the shared fixture), its checkpoint and the demo's output folder."""
     output = tmp_path_factory.mktemp("trained")
-    cli.demo(root=tiny_dataset, output=output, categories=["brick"], max_epochs=1, batch_size=4, dataset="MVTec")
+    cli.demo(
+        root=tiny_dataset, output=output, categories=["brick"], max_epochs=1, batch_size=4, dataset="MVTec"
+    )
     [checkpoint] = output.rglob("*.ckpt")
     return checkpoint, output
 

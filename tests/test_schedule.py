@@ -9,12 +9,8 @@ from anomalib.engine import Engine
 from lightning.pytorch import Callback, LightningModule, Trainer
 
 from anomalib_fastflow import FastFlow, MVTec
-from anomalib_fastflow.training.schedule import (
-    MAX_DEFAULT_EPOCHS,
-    MIN_DEFAULT_EPOCHS,
-    budget_one_cycle,
-    default_epochs,
-)
+from anomalib_fastflow.training.budget import MAX_DEFAULT_EPOCHS, MIN_DEFAULT_EPOCHS, default_epochs
+from anomalib_fastflow.training.schedule import budget_one_cycle
 
 
 @pytest.mark.parametrize(
@@ -29,14 +25,16 @@ def test_one_cycle_refuses_an_unbounded_run_and_scales_a_long_one() -> None:
     optimizer = torch.optim.Adam([torch.nn.Parameter(torch.zeros(1))], lr=5e-3)
     steps = {"num_training_batches": 3, "accumulate_grad_batches": 1}  # 3 steps per epoch: default 126 steps
     unbounded = SimpleNamespace(estimated_stepping_batches=float("inf"), **steps)
-    with pytest.raises(ValueError, match="needs a bounded run: set trainer.max_epochs or trainer.max_steps"):
-        budget_one_cycle(optimizer, unbounded, 5e-3, 0.1, scale_lr_to_budget=True)
+    with pytest.raises(
+        ValueError, match=r"needs a bounded run: set trainer\.max_epochs or trainer\.max_steps"
+    ):
+        budget_one_cycle(optimizer, unbounded, 5e-3)
     long_run = SimpleNamespace(estimated_stepping_batches=600, **steps)
-    scaled = budget_one_cycle(optimizer, long_run, 5e-3, 0.1, scale_lr_to_budget=True)
+    scaled = budget_one_cycle(optimizer, long_run, 5e-3)
     assert scaled.total_steps == 600
     assert max(group["max_lr"] for group in optimizer.param_groups) == pytest.approx(5e-3 * 126 / 600)
-    fixed = budget_one_cycle(optimizer, long_run, 5e-3, 0.1, scale_lr_to_budget=False)
-    assert fixed.total_steps == 600
+    short_run = SimpleNamespace(estimated_stepping_batches=60, **steps)
+    assert budget_one_cycle(optimizer, short_run, 5e-3).total_steps == 60
     assert max(group["max_lr"] for group in optimizer.param_groups) == pytest.approx(5e-3)
 
 
@@ -58,9 +56,7 @@ class _BudgetSpy(Callback):
         trainer.should_stop = True
 
 
-def _budget(
-    tiny_dataset: Path, tmp_path: Path, scale_lr: bool = True, **trainer_kwargs: object
-) -> _BudgetSpy:
+def _budget(tiny_dataset: Path, tmp_path: Path, **trainer_kwargs: object) -> _BudgetSpy:
     spy = _BudgetSpy()
     datamodule = MVTec(
         root=tiny_dataset, category="brick", train_batch_size=4, eval_batch_size=4, num_workers=0
@@ -68,9 +64,7 @@ def _budget(
     engine = Engine(
         default_root_dir=tmp_path, logger=False, limit_val_batches=0, callbacks=[spy], **trainer_kwargs
     )
-    engine.fit(
-        FastFlow(input_size=64, flow_steps=2, lr=5e-3, scale_lr_to_budget=scale_lr), datamodule=datamodule
-    )
+    engine.fit(FastFlow(input_size=64, flow_steps=2, lr=5e-3), datamodule=datamodule)
     return spy
 
 
@@ -97,15 +91,12 @@ def test_an_explicit_budget_always_wins(
     assert (spy.max_epochs, spy.schedule_steps) == (max_epochs, schedule_steps)
 
 
-@pytest.mark.parametrize(
-    ("max_epochs", "scale_lr", "peak_lr"),
-    [(42, True, 5e-3), (3, True, 5e-3), (200, True, 5e-3 * 126 / 600), (200, False, 5e-3)],
-)
+@pytest.mark.parametrize(("max_epochs", "peak_lr"), [(42, 5e-3), (3, 5e-3), (200, 5e-3 * 126 / 600)])
 @pytest.mark.slow
 def test_a_budget_beyond_the_default_peaks_lower(
-    tiny_dataset: Path, tmp_path: Path, max_epochs: int, scale_lr: bool, peak_lr: float
+    tiny_dataset: Path, tmp_path: Path, max_epochs: int, peak_lr: float
 ) -> None:
     """3 steps per epoch: the default budget is 42 epochs (126 steps); 200 epochs (600 steps) peak
-    at 126/600 of ``lr``, the same rate integral; shorter budgets, or no scaling, peak at ``lr``."""
-    spy = _budget(tiny_dataset, tmp_path, scale_lr=scale_lr, max_epochs=max_epochs)
+    at 126/600 of ``lr``, the same rate integral; shorter budgets peak at ``lr``."""
+    spy = _budget(tiny_dataset, tmp_path, max_epochs=max_epochs)
     assert spy.peak_lr == pytest.approx(peak_lr, rel=1e-9)

@@ -1,24 +1,22 @@
 """Self-validation: synthetic defects drawn deterministically with true masks, held-out images chosen
-from their paths, a label-free estimate logged during training, no test image ever read, and the
-adaptive budget it drives (cycles while it improves, the best cycle kept; an explicit budget wins)."""
+from their paths, no test image ever read, and the post-processor's thresholds fitted on them."""
 
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 import torch
-from anomalib.data import InferenceBatch
+from anomalib.data import ImageBatch, InferenceBatch
 from anomalib.data.datasets.base import image as anomalib_image_dataset
 from anomalib.engine import Engine
 from anomalib.post_processing import PostProcessor
-from lightning.pytorch import Callback, LightningModule, Trainer, seed_everything
+from lightning.pytorch import seed_everything
+from lightning.pytorch.trainer.states import TrainerStatus
 
 from anomalib_fastflow import FastFlow, MVTec
-from anomalib_fastflow.training import callback as training_callback
-from anomalib_fastflow.training import schedule
-from anomalib_fastflow.training.cycle_stopping import CycleStopping
-from anomalib_fastflow.training.schedule import cyclic_one_cycle
-from anomalib_fastflow.training.self_validation import SelfValidationScores, SelfValidationSet, held_out_indices
+from anomalib_fastflow.post_processor import FastFlowPostProcessor
+from anomalib_fastflow.training import self_validation
+from anomalib_fastflow.training.self_validation import SelfValidation, SelfValidationSet, held_out_indices
 from anomalib_fastflow.training.synthetic_defects import FAMILIES, draw_defect
 
 
@@ -84,199 +82,89 @@ def _cached_set(images: int = 4) -> SelfValidationSet:
     return validation
 
 
-def test_the_set_scores_a_model_that_sees_its_defects_perfectly() -> None:
-    """With a model whose map is the defect mask itself, every metric is 1; with a constant one, 0.5."""
+def test_the_set_predicts_normal_images_then_their_defects_with_masks() -> None:
+    """A model whose map is the defect mask itself: the batch holds N normal images (label 0, empty
+    masks) then the same N with defects (label 1, their masks), scored by that model."""
     validation = _cached_set()
-    assert len(validation) == 4 and validation.labels.tolist() == [0] * 4 + [1] * 4
-    perfect = validation.evaluate(_MaskModel(validation.input_masks.float()))
-    assert (perfect.image_auroc, perfect.pixel_auroc) == (1.0, 1.0) and perfect.aupro == pytest.approx(1.0)
-    assert perfect.family_image_auroc == {"own_surface": 1.0, "perlin": 1.0}
-    blind = validation.evaluate(_MaskModel(torch.zeros_like(validation.input_masks)))
-    assert (blind.image_auroc, blind.pixel_auroc) == (0.5, 0.5)
+    batch = validation.predict(_MaskModel(validation.input_masks.float()))
+    assert len(validation) == 4 and batch.gt_label.tolist() == [0] * 4 + [1] * 4
+    assert not batch.gt_mask[:4].any() and all(mask.any() for mask in batch.gt_mask[4:])
+    assert batch.pred_score.flatten().tolist() == [0.0] * 4 + [1.0] * 4
+    with pytest.raises(RuntimeError, match="needs cache_features first"):
+        SelfValidationSet([_image()], ["a.png"]).predict(_MaskModel(torch.zeros(2, 1, 64, 64)))
 
 
-def test_scoring_in_a_distributed_run_waits_on_no_other_process(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Process 0 scores the set alone while the others wait for its broadcast: a metric that gathered
-    across processes (torchmetrics' default when a process group exists) would wait forever. Here a
-    process group seems to exist and any collective fails."""
+def test_fit_held_out_sets_the_image_threshold_at_the_highest_normal_score() -> None:
+    """Normalisation and the pixel threshold as anomalib's validation fits them on the same batch; the
+    image threshold at the highest normal score, so no held-out normal image is flagged; a later
+    validation run forgets it and refits; a plain PostProcessor's checkpoint state loads (NaN: unset)."""
     validation = _cached_set()
-
-    def collective(*args: object, **kwargs: object) -> None:
-        raise AssertionError("a collective was called")
-
-    monkeypatch.setattr(torch.distributed, "is_initialized", lambda: True)
-    for name in ("all_gather", "all_gather_object", "get_world_size", "broadcast", "all_reduce"):
-        monkeypatch.setattr(torch.distributed, name, collective)
-    scores = validation.evaluate(_MaskModel(validation.input_masks.float()))
-    assert scores.aupro == pytest.approx(1.0)
+    torch.manual_seed(0)
+    maps = validation.input_masks.float() + 0.3 * torch.rand_like(validation.input_masks.float())
+    batch = validation.predict(_MaskModel(maps))
+    post, reference = FastFlowPostProcessor(), PostProcessor()
+    post.fit_held_out(batch)
+    reference.on_validation_batch_end(None, None, batch)
+    reference.on_validation_epoch_end(None, None)
+    for name in ("pixel_threshold", "image_min", "image_max", "pixel_min", "pixel_max"):
+        torch.testing.assert_close(getattr(post, name), getattr(reference, name))
+    normal = batch.pred_score.flatten()[batch.gt_label == 0]
+    torch.testing.assert_close(post.image_threshold, normal.max())
+    assert not torch.isclose(post.image_threshold, reference.image_threshold)  # F1 would put it elsewhere
+    assert not (post(InferenceBatch(pred_score=normal, anomaly_map=maps[:4])).pred_label).any()
+    post.on_validation_batch_end(None, None, batch)
+    post.on_validation_epoch_end(None, None)
+    torch.testing.assert_close(post.image_threshold, reference.image_threshold)
+    defects_only = ImageBatch(
+        image=torch.zeros(2, 3, 8, 8), pred_score=torch.ones(2), anomaly_map=torch.ones(2, 1, 8, 8),
+        gt_label=torch.ones(2, dtype=torch.long), gt_mask=torch.ones(2, 8, 8, dtype=torch.bool),
+    )  # fmt: skip
+    with pytest.raises(ValueError, match="needs held-out normal images"):
+        post.fit_held_out(defects_only)
 
 
 @pytest.mark.slow
-def test_training_reports_the_estimate_and_never_reads_a_test_image(
+def test_training_never_reads_a_test_image_and_gives_the_training_set_back(
     tiny_dataset: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     read: list[str] = []
     said: list[str] = []
-    monkeypatch.setattr(training_callback, "rank_zero_info", said.append)
+    monkeypatch.setattr(self_validation, "rank_zero_info", said.append)
     read_image = anomalib_image_dataset.read_image
-    monkeypatch.setattr(anomalib_image_dataset, "read_image", lambda path, **kw: read.append(str(path)) or read_image(path, **kw))
+    monkeypatch.setattr(
+        anomalib_image_dataset,
+        "read_image",
+        lambda path, **kw: read.append(str(path)) or read_image(path, **kw),
+    )
     seed_everything(0)
-    datamodule = MVTec(root=tiny_dataset, category="brick", train_batch_size=4, eval_batch_size=4, num_workers=0, val_split_mode="none")
+    datamodule = MVTec(
+        root=tiny_dataset,
+        category="brick",
+        train_batch_size=4,
+        eval_batch_size=4,
+        num_workers=0,
+        val_split_mode="none",
+    )
     model = FastFlow(input_size=64, flow_steps=2, self_validation=4)
     engine = Engine(max_epochs=2, default_root_dir=tmp_path, logger=False, limit_val_batches=0)
     engine.fit(model, datamodule=datamodule)
     assert read and not any("/test/" in path for path in read)
-    scores = model.training_callback.self_validation_scores
-    assert len(scores) == 2 and all(score.images == 4 for score in scores)  # one estimate per epoch
-    assert engine.trainer.callback_metrics["self_validation/image_AUROC"] == pytest.approx(scores[-1].image_auroc)
     assert len(datamodule.train_data) == 12  # the training set is given back whole after the fit
-    assert said[-1] == f"Self-validation estimate: {scores[-1]}" and "(on 4 held-out normal training images" in said[-1]
-
-
-def _scripted(monkeypatch: pytest.MonkeyPatch, image_aurocs: list[float]) -> None:
-    """Self-validation returns these image AUROCs, one per call (one call per epoch)."""
-    calls = iter(image_aurocs)
-    monkeypatch.setattr(
-        SelfValidationSet, "evaluate", lambda self, model: SelfValidationScores(next(calls), 0.5, 0.5, len(self), {})
+    assert any(
+        "thresholds and normalisation fitted on 4 held-out normal training images" in line for line in said
     )
 
 
-class _FlowSnapshots(Callback):
-    """The flows' weights at the end of each epoch (0-based index)."""
-
-    def __init__(self) -> None:
-        self.by_epoch: dict[int, dict[str, torch.Tensor]] = {}
-
-    def on_train_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        self.by_epoch[trainer.current_epoch] = {k: v.clone() for k, v in pl_module.model.flows.state_dict().items()}
-
-
 @pytest.mark.slow
-def test_no_budget_trains_cycles_while_self_validation_improves_and_keeps_the_best_cycle(
-    tiny_dataset: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(schedule, "default_epochs", lambda steps_per_epoch: 2)  # cycles of 2 epochs
-    _scripted(monkeypatch, [0.5, 0.6, 0.5, 0.8, 0.5, 0.7, 0.9, 0.9])  # cycles end at 0.6, 0.8, 0.7
-    snapshots = _FlowSnapshots()
+def test_thresholds_come_from_the_held_out_set_not_the_test_split(tiny_dataset: Path, tmp_path: Path) -> None:
+    """MVTec's default validation split is the test split, validated after the last epoch; with
+    self-validation the thresholds and the normalisation are then fitted on the held-out images."""
     seed_everything(0)
-    datamodule = MVTec(root=tiny_dataset, category="brick", train_batch_size=4, eval_batch_size=4, num_workers=0)
-    model = FastFlow(input_size=64, flow_steps=2, self_validation=4)
-    engine = Engine(default_root_dir=tmp_path, logger=False, callbacks=[snapshots])
-    engine.fit(model, datamodule=datamodule)
-    assert engine.trainer.max_epochs == 2 * CycleStopping().max_cycles and engine.trainer.current_epoch == 6  # stopped after cycle 3
-    assert model.training_callback.cycle_epochs == 2
-    for name, value in model.model.flows.state_dict().items():  # cycle 2's weights (epoch index 3), not cycle 3's
-        torch.testing.assert_close(value, snapshots.by_epoch[3][name])
-    kept, later = snapshots.by_epoch[3], snapshots.by_epoch[4]
-    assert any(not torch.equal(kept[k], later[k]) for k in kept)  # cycle 3 had moved on
-
-
-@pytest.mark.slow
-def test_a_resumed_adaptive_run_keeps_the_best_cycle_it_had_before(
-    tiny_dataset: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """The best cycle's score and weights travel in the checkpoint: resumed after cycle 2 (the best so
-    far), a worse cycle 3 stops the run and puts cycle 2's weights back, which the resumed process
-    never trained itself. Without them it would take cycle 3 as its first best and train on."""
-    monkeypatch.setattr(schedule, "default_epochs", lambda steps_per_epoch: 2)  # cycles of 2 epochs
-    checkpoint = tmp_path / "after_cycle_2.ckpt"
-    kept: dict[str, torch.Tensor] = {}
-
-    class SaveAfterCycle2(Callback):
-        def on_train_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
-            if trainer.current_epoch == 3:
-                trainer.save_checkpoint(checkpoint)
-                kept.update({k: v.clone() for k, v in pl_module.model.flows.state_dict().items()})
-
-    def fit(scores: list[float], callbacks: list[Callback], ckpt_path: Path | None) -> tuple[Engine, FastFlow]:
-        _scripted(monkeypatch, scores)
-        seed_everything(0)
-        datamodule = MVTec(root=tiny_dataset, category="brick", train_batch_size=4, eval_batch_size=4, num_workers=0)
-        model = FastFlow(input_size=64, flow_steps=2, self_validation=4)
-        engine = Engine(default_root_dir=tmp_path, logger=False, callbacks=callbacks, limit_val_batches=0)
-        engine.fit(model, datamodule=datamodule, ckpt_path=ckpt_path)
-        return engine, model
-
-    fit([0.5, 0.6, 0.5, 0.8, 0.5, 0.7], [SaveAfterCycle2()], None)  # cycles end at 0.6, 0.8, 0.7
-    engine, model = fit([0.5, 0.7, 0.5, 0.9], [], checkpoint)  # resumed at epoch 4: cycle 3 ends at 0.7
-    assert engine.trainer.current_epoch == 6  # stopped after cycle 3
-    assert model.training_callback.best_cycle == 2
-    for name, value in model.model.flows.state_dict().items():
-        torch.testing.assert_close(value, kept[name])
-
-
-@pytest.mark.slow
-def test_an_explicit_budget_wins_over_the_adaptive_one(tiny_dataset: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    _scripted(monkeypatch, [0.9, 0.5, 0.5])
-    datamodule = MVTec(root=tiny_dataset, category="brick", train_batch_size=4, eval_batch_size=4, num_workers=0)
-    model = FastFlow(input_size=64, flow_steps=2, self_validation=4)
-    engine = Engine(max_epochs=3, default_root_dir=tmp_path, logger=False)
-    engine.fit(model, datamodule=datamodule)
-    assert engine.trainer.current_epoch == 3 and model.training_callback.cycle_epochs is None
-
-
-@pytest.mark.slow
-def test_keep_best_epoch_puts_back_the_best_epoch_of_an_explicit_budget(
-    tiny_dataset: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """The explicit budget is trained to its end, then the epoch with the best score is put back
-    (epoch 2 of 4 here), before the final validation."""
-    _scripted(monkeypatch, [0.6, 0.9, 0.7, 0.8])
-    snapshots = _FlowSnapshots()
-    seed_everything(0)
-    datamodule = MVTec(root=tiny_dataset, category="brick", train_batch_size=4, eval_batch_size=4, num_workers=0)
-    model = FastFlow(input_size=64, flow_steps=2, self_validation=4, keep_best_epoch=True)
-    engine = Engine(max_epochs=4, default_root_dir=tmp_path, logger=False, callbacks=[snapshots])
-    engine.fit(model, datamodule=datamodule)
-    assert engine.trainer.current_epoch == 4 and model.training_callback.best_epoch == 2
-    for name, value in model.model.flows.state_dict().items():  # epoch 2's weights (index 1)
-        torch.testing.assert_close(value, snapshots.by_epoch[1][name])
-    kept, later = snapshots.by_epoch[1], snapshots.by_epoch[2]
-    assert any(not torch.equal(kept[k], later[k]) for k in kept)  # later epochs had moved on
-
-
-def test_keep_best_epoch_needs_self_validation_and_its_state_travels_in_the_checkpoint() -> None:
-    with pytest.raises(ValueError, match="keep_best_epoch=True needs self_validation"):
-        training_callback.FastFlowTraining(keep_best_epoch=True)
-    saved = training_callback.FastFlowTraining(self_validation=4, keep_best_epoch=True)
-    assert saved.state_dict() == {}  # nothing kept yet
-    saved.best_epoch, saved._best_epoch_score, saved._best_weights = 3, 0.8, {"flows.w": torch.ones(2)}
-    resumed = training_callback.FastFlowTraining(self_validation=4, keep_best_epoch=True)
-    resumed.load_state_dict(saved.state_dict())
-    assert (resumed.best_epoch, resumed._best_epoch_score) == (3, 0.8)
-    torch.testing.assert_close(resumed._best_weights, {"flows.w": torch.ones(2)})
-
-
-def test_cyclic_schedule_repeats_one_cycle_at_a_halved_peak() -> None:
-    def rates(make: object, steps: int) -> list[float]:
-        optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.01)
-        scheduler = make(optimizer)
-        out = []
-        for _ in range(steps):
-            out.append(optimizer.param_groups[0]["lr"])
-            optimizer.step()
-            scheduler.step()
-        return out
-
-    one = rates(lambda o: torch.optim.lr_scheduler.OneCycleLR(o, max_lr=0.01, total_steps=40, pct_start=0.1), 40)
-    cycles = rates(lambda o: cyclic_one_cycle(o, 40, 0.1), 80)
-    torch.testing.assert_close(torch.tensor(cycles[:40]), torch.tensor(one))
-    torch.testing.assert_close(torch.tensor(cycles[40:]), torch.tensor(one) / 2)
-
-
-@pytest.mark.slow
-def test_thresholds_come_from_the_self_validation_set_not_the_test_split(
-    tiny_dataset: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """MVTec's default validation split is the test split; with self-validation the thresholds and the
-    normalisation are fitted on the held-out images instead, and the run says so."""
-    said: list[str] = []
-    monkeypatch.setattr(training_callback, "rank_zero_info", said.append)
-    seed_everything(0)
-    datamodule = MVTec(root=tiny_dataset, category="brick", train_batch_size=4, eval_batch_size=4, num_workers=0)
+    datamodule = MVTec(
+        root=tiny_dataset, category="brick", train_batch_size=4, eval_batch_size=4, num_workers=0
+    )
     model = FastFlow(input_size=64, flow_steps=2, self_validation=4)
     Engine(max_epochs=2, default_root_dir=tmp_path, logger=False).fit(model, datamodule=datamodule)
-    assert any("thresholds and normalisation fitted on the self-validation set (4 held-out" in line for line in said)
 
     _, validation = SelfValidationSet.hold_out(datamodule.train_data, 4, seed=0)  # the same set, rebuilt
     validation.cache_features(model.pre_processor.transform, model.model.feature_extractor)
@@ -284,31 +172,65 @@ def test_thresholds_come_from_the_self_validation_set_not_the_test_split(
     expected = PostProcessor()
     expected.on_validation_batch_end(None, None, scored)
     expected.on_validation_epoch_end(None, None)
-    for name in ("_pixel_threshold", "image_min", "image_max", "pixel_min", "pixel_max"):
+    for name in ("pixel_threshold", "image_min", "image_max", "pixel_min", "pixel_max"):
         assert torch.isfinite(getattr(model.post_processor, name)), name
         torch.testing.assert_close(getattr(model.post_processor, name), getattr(expected, name))
-    # the image threshold: the highest score of the held-out normal images, none of them flagged
     highest_normal = scored.pred_score.flatten()[scored.gt_label == 0].max()
-    torch.testing.assert_close(model.post_processor._image_threshold, highest_normal)
-    assert not (scored.pred_score.flatten()[scored.gt_label == 0] > model.post_processor._image_threshold).any()
+    torch.testing.assert_close(model.post_processor.image_threshold, highest_normal)
 
 
-def test_only_process_zero_scores_the_set_and_every_process_takes_its_scores() -> None:
-    """In a distributed run each process holds the whole set; process 0 scores it and broadcasts, so
-    all processes log the same estimate and take the same stopping decision."""
-    zero, other = SelfValidationScores(0.9, 0.8, 0.7, 2, {}), SelfValidationScores(0.1, 0.1, 0.1, 2, {})
-    callback = training_callback.FastFlowTraining(self_validation=2)
-    evaluated = []
-    callback.validation_set = SimpleNamespace(evaluate=lambda model: evaluated.append(model) or other)
-    sent = []
+def test_the_callback_alone_holds_out_scores_on_process_zero_and_gives_the_set_back(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``SelfValidation`` on its own, with stand-ins for the trainer: the training set loses the held-out
+    images for the fit; after it, process 0 predicts, every process fits the broadcast batch, and the
+    datamodule gets the whole set back; an interrupted fit fits nothing."""
+    dataset = SimpleNamespace(name="full")
+    held = SimpleNamespace(name="held")
+    predicted, fitted, sent = [], [], []
 
-    def broadcast(value: object, src: int = 0) -> SelfValidationScores:
-        sent.append((value, src))
-        return zero  # what process 0 sent
+    class _Set:
+        def __len__(self) -> int:
+            return 2
 
-    model = SimpleNamespace(model="flows")
-    for rank_is_zero, expected_sent in ((False, None), (True, other)):
-        trainer = SimpleNamespace(is_global_zero=rank_is_zero, strategy=SimpleNamespace(broadcast=broadcast))
-        assert callback._evaluate(trainer, model) is zero
-        assert sent.pop() == (expected_sent, 0)
-    assert evaluated == ["flows"]  # process 0 only
+        def cache_features(self, transform: object, backbone: object) -> None:
+            pass
+
+        def predict(self, model: object) -> str:
+            predicted.append(model)
+            return "process 0's batch"
+
+    def hold_out(data: object, count: int, seed: int) -> tuple[object, _Set]:
+        assert (data, count, seed) == (dataset, 2, 0)
+        return held, _Set()
+
+    post = FastFlowPostProcessor()
+    post.fit_held_out = fitted.append
+    model = SimpleNamespace(post_processor=post, model="flows", pre_processor=SimpleNamespace(transform=None))
+    model.model = SimpleNamespace(feature_extractor=None)
+
+    def broadcast(value: object, src: int = 0) -> str:
+        sent.append(value)
+        return "process 0's batch"
+
+    for rank_is_zero, status in (
+        (True, TrainerStatus.FINISHED),
+        (False, TrainerStatus.FINISHED),
+        (True, TrainerStatus.INTERRUPTED),
+    ):
+        datamodule = SimpleNamespace(train_data=dataset)
+        trainer = SimpleNamespace(
+            datamodule=datamodule, is_global_zero=rank_is_zero, state=SimpleNamespace(status=status),
+            strategy=SimpleNamespace(broadcast=broadcast),
+        )  # fmt: skip
+        callback = SelfValidation(2)
+        monkeypatch.setattr(SelfValidationSet, "hold_out", staticmethod(hold_out))
+        callback.setup(trainer, model, "fit")
+        assert datamodule.train_data is held
+        callback.on_fit_end(trainer, model)
+        assert datamodule.train_data is dataset
+    assert len(predicted) == 1  # process 0 of the finished fits only
+    assert sent == ["process 0's batch", None]
+    assert fitted == ["process 0's batch", "process 0's batch"]  # not after the interrupted fit
+    with pytest.raises(ValueError, match="self_validation=0: hold out 1 or more"):
+        SelfValidation(0)

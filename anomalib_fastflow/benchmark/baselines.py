@@ -28,7 +28,12 @@ from ..backbones import (
 )
 from ..lightning_model import FastFlow
 
-ANOMALIB_FASTFLOW_BACKBONES = ("resnet18", "wide_resnet50_2", "deit_base_distilled_patch16_384", "cait_m48_448")
+ANOMALIB_FASTFLOW_BACKBONES = (
+    "resnet18",
+    "wide_resnet50_2",
+    "deit_base_distilled_patch16_384",
+    "cait_m48_448",
+)
 
 
 def anomalib_fastflow(backbone: str, weights: str = PRETRAINED_WEIGHTS, **kwargs: object) -> Fastflow:
@@ -72,7 +77,9 @@ def anomalib_fastflow_backbone(model: Fastflow) -> nn.Module:
         return extractor
     backbone = model.hparams.backbone
     preset = resolve_preset(backbone)
-    return FeatureExtractor(backbone, preset.layers, RANDOM_WEIGHTS, tuple(model.input_size), preset.final_norm)
+    return FeatureExtractor(
+        backbone, preset.layers, RANDOM_WEIGHTS, tuple(model.input_size), preset.final_norm
+    )
 
 
 def describe(model: nn.Module) -> str:
@@ -84,7 +91,9 @@ def describe(model: nn.Module) -> str:
         f"hidden_ratio={model.hparams.hidden_ratio}: our preset's settings)"
     )
     if isinstance(model.model.feature_extractor, FeatureExtractor):
-        return f"{settings}, given our feature extractor, norms and flows rebuilt as its constructor builds them"
+        return (
+            f"{settings}, given our feature extractor, norms and flows rebuilt as its constructor builds them"
+        )
     return settings
 
 
@@ -95,7 +104,9 @@ def stage_names(backbone: str, strides: tuple[int, ...]) -> list[str]:
     return [names[stride] for stride in strides]
 
 
-def _with_our_weights(model: AnomalibModule, extractor: nn.Module, backbone: str, weights: str) -> AnomalibModule:
+def _with_our_weights(
+    model: AnomalibModule, extractor: nn.Module, backbone: str, weights: str
+) -> AnomalibModule:
     """Load ``weights`` (packaged or a file) into anomalib's timm feature extractor of ``model``."""
     if weights == RANDOM_WEIGHTS or (weights == PRETRAINED_WEIGHTS and backbone not in PACKAGED_WEIGHTS):
         return model

@@ -79,7 +79,7 @@ class BenchmarkConfig:
         data: Dataset and categories.
         epochs: Training epochs per model (one budget per model family); 0 measures inference
             cost only (untrained weights time the same; PatchCore then only with the bank sizes);
-            null trains for the model's own default budget (FastFlow's ``training.schedule.default_epochs``;
+            null trains for the model's own default budget (FastFlow's ``training.budget.default_epochs``;
             Lightning's 1000 epochs for models without one).
         runtimes: Runtimes in which each model's inference cost is measured (TensorRT ones are
             recorded as skipped, with the reason, where TensorRT or a GPU is missing).
@@ -102,9 +102,16 @@ class BenchmarkConfig:
     backbones: list[str] = field(default_factory=lambda: [OFFLINE_BACKBONE])
     data: DataSpec = field(default_factory=DataSpec)
     epochs: dict[str, int | None] = field(
-        default_factory=lambda: {"fastflow": 10, "anomalib_fastflow": 10, "anomalib_patchcore": 1, "anomalib_cflow": 2}
+        default_factory=lambda: {
+            "fastflow": 10,
+            "anomalib_fastflow": 10,
+            "anomalib_patchcore": 1,
+            "anomalib_cflow": 2,
+        }
     )
-    runtimes: dict[str, list[RuntimeName]] = field(default_factory=lambda: {"fastflow": ["torch", "openvino"]})
+    runtimes: dict[str, list[RuntimeName]] = field(
+        default_factory=lambda: {"fastflow": ["torch", "openvino"]}
+    )
     model_options: dict[str, dict[str, object]] = field(default_factory=dict)
     weights: str = PRETRAINED_WEIGHTS
     patchcore_bank_sizes: list[int] = field(default_factory=lambda: [20000])
@@ -146,7 +153,9 @@ def run_grid(config: BenchmarkConfig) -> tuple[list[dict[str, str]], list[dict[s
     """Run every missing job of the grid; return the accuracy and cost rows (old and new)."""
     torch.set_num_threads(config.timing.threads)
     output = Path(config.output)
-    accuracy = ResultsTable(output / "accuracy.csv", ACCURACY_FIELDS, ACCURACY_FIELDS[:4], {"test_set": "aligned"})
+    accuracy = ResultsTable(
+        output / "accuracy.csv", ACCURACY_FIELDS, ACCURACY_FIELDS[:4], {"test_set": "aligned"}
+    )
     cost = ResultsTable(output / "cost.csv", COST_FIELDS, COST_FIELDS[:3])
     jobs = [(m, b, c) for m in config.models for b in config.backbones for c in config.data.categories]
     console = Console()
@@ -161,7 +170,9 @@ def run_grid(config: BenchmarkConfig) -> tuple[list[dict[str, str]], list[dict[s
             _run_job(config, accuracy, cost, model_name, backbone, category, reports)
             progress.advance(task)
     for (model_name, backbone), report in reports.items():
-        run = describe_run(report.model, None, None, f"the benchmark grid, epochs {config.epochs.get(model_name, 1)}")
+        run = describe_run(
+            report.model, None, None, f"the benchmark grid, epochs {config.epochs.get(model_name, 1)}"
+        )
         title = f"{model_name} on {backbone}: {config.data.name} data"
         folder = output / "reports" / f"{model_name}_{backbone}"
         page = write_page(folder, title, run, report.metrics, report.collector.images)
@@ -203,7 +214,9 @@ def _run_job(
     output = Path(config.output)
     try:
         options = config.model_options.get(model_name, {})
-        build = partial(BUILDERS[model_name], backbone, config.weights, evaluator=accuracy_evaluator(), **options)
+        build = partial(
+            BUILDERS[model_name], backbone, config.weights, evaluator=accuracy_evaluator(), **options
+        )
         model = seeded(build, config.seed)
         if epochs is None or epochs > 0:
             datamodule = config.data.datamodule(category, config.seed)
@@ -217,7 +230,14 @@ def _run_job(
                 report.collector.set_category(category)
             collectors = [] if report is None else [report.collector]
             result = train_and_test(
-                model, datamodule, epochs, root, config.seed, also_test=also_test, callbacks=collectors, **validation
+                model,
+                datamodule,
+                epochs,
+                root,
+                config.seed,
+                also_test=also_test,
+                callbacks=collectors,
+                **validation,
             )
             if report is not None:
                 report.model = model
@@ -234,7 +254,7 @@ def _run_job(
                     "pixel_AUROC": metrics.get("pixel_AUROC", ""),
                     "pixel_AUPRO": metrics.get("pixel_AUPRO", ""), **costs,
                 })  # fmt: skip
-    except Exception as error:  # noqa: BLE001 - recorded, and the grid goes on
+    except Exception as error:
         for test_set in config.test_sets:
             accuracy.add({**key, "test_set": test_set, "status": "failed", "error": _failure(error)})
         return
@@ -243,7 +263,10 @@ def _run_job(
     images, _ = config.data.test_arrays(category, tuple(model.input_size))
     variants = [] if model_name == "anomalib_patchcore" and epochs == 0 else [(model_name, model)]
     if model_name == "anomalib_patchcore":
-        variants += [(f"{model_name}_bank{size}", _with_bank_size(model, size, config.seed)) for size in config.patchcore_bank_sizes]
+        variants += [
+            (f"{model_name}_bank{size}", _with_bank_size(model, size, config.seed))
+            for size in config.patchcore_bank_sizes
+        ]
     for name, variant in variants:
         exports: dict[str, Path] = {}
         for runtime in pending:
@@ -254,7 +277,9 @@ def _disturbed_datamodule(config: BenchmarkConfig, category: str) -> AnomalibDat
     """The datamodule of ``category``'s disturbed copy, written now from the dataset (which must
     exist: the aligned datamodule builds the demo data) and read as the dataset itself is."""
     root = Path(config.output) / "disturbed_data"
-    write_disturbed_copy(config.data.root, root, [category], config.disturbed_copies, config.seed, config.disturbance)
+    write_disturbed_copy(
+        config.data.root, root, [category], config.disturbed_copies, config.seed, config.disturbance
+    )
     name = "BTAD" if config.data.name == "BTAD" else "MVTec"
     return dataclasses.replace(config.data, name=name, root=root).datamodule(category, config.seed)
 
@@ -286,7 +311,7 @@ def _measure(
     except RuntimeUnavailable as reason:
         cost.add({**key, "status": "skipped", "error": str(reason)})
         return
-    except Exception as error:  # noqa: BLE001 - recorded, and the grid goes on
+    except Exception as error:
         cost.add({**key, "status": "failed", "error": _failure(error)})
         return
     cost.add({
@@ -297,4 +322,3 @@ def _measure(
         "additional_ms": round(measured.additional_ms, 2), "fps": round(measured.model.fps, 2),
         "additional_parameters": measured.additional_parameters, "trainable_parameters": measured.trainable_parameters,
     })  # fmt: skip
-

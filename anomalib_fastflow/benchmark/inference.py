@@ -63,10 +63,17 @@ def backbone_of(model: AnomalibModule) -> nn.Module:
 
 def parameter_counts(model: AnomalibModule) -> tuple[int, int]:
     """(additional parameters the paper's way, trainable parameters) of ``model``."""
-    backbone = {id(parameter) for parameter in model.model.feature_extractor.parameters()} if hasattr(
-        model.model, "feature_extractor"
-    ) else {id(parameter) for parameter in model.model.encoder.parameters()}
-    norms = {id(p) for module in model.model.modules() if isinstance(module, nn.LayerNorm) for p in module.parameters()}
+    backbone = (
+        {id(parameter) for parameter in model.model.feature_extractor.parameters()}
+        if hasattr(model.model, "feature_extractor")
+        else {id(parameter) for parameter in model.model.encoder.parameters()}
+    )
+    norms = {
+        id(p)
+        for module in model.model.modules()
+        if isinstance(module, nn.LayerNorm)
+        for p in module.parameters()
+    }
     additional = sum(p.numel() for p in model.model.parameters() if id(p) not in backbone | norms)
     trainable = sum(p.numel() for p in model.model.parameters() if p.requires_grad)
     return additional, trainable
@@ -128,7 +135,11 @@ def _exported(model: AnomalibModule, export_format: str, output: Path, exports: 
     """
     if export_format not in exports:
         paths, _ = export_formats(
-            model, output / "model", [export_format], tensorrt_batch_sizes=(1, 1, 1), onnx_path=exports.get("onnx")
+            model,
+            output / "model",
+            [export_format],
+            tensorrt_batch_sizes=(1, 1, 1),
+            onnx_path=exports.get("onnx"),
         )
         exports.update(paths)
     return exports[export_format]
@@ -150,14 +161,25 @@ def _runtimes(
         return {"backbone": ModuleRuntime(backbone), "model": TorchRuntime(model)}
     if runtime == "onnxruntime":
         model_path = _exported(model, "onnx", output, exports)
-        return {"backbone": OnnxRuntime(backbone_onnx(backbone, image_size, output)), "model": OnnxRuntime(model_path)}
+        return {
+            "backbone": OnnxRuntime(backbone_onnx(backbone, image_size, output)),
+            "model": OnnxRuntime(model_path),
+        }
     if runtime == "openvino":
         model_path = _exported(model, "openvino_fp32", output, exports)
-        return {"backbone": OpenVINORuntime(backbone_onnx(backbone, image_size, output)), "model": OpenVINORuntime(model_path)}
+        return {
+            "backbone": OpenVINORuntime(backbone_onnx(backbone, image_size, output)),
+            "model": OpenVINORuntime(model_path),
+        }
     if runtime in TENSORRT_RUNTIMES:
         fp16 = runtime == "tensorrt_fp16"
         model_path = _exported(model, TENSORRT_RUNTIMES[runtime], output, exports)
-        engine = build_engine(backbone_onnx(backbone, image_size, output), output / f"backbone_{runtime}.engine", image_size, fp16)
+        engine = build_engine(
+            backbone_onnx(backbone, image_size, output),
+            output / f"backbone_{runtime}.engine",
+            image_size,
+            fp16,
+        )
         return {"backbone": TensorRTRuntime(engine, fp16), "model": TensorRTRuntime(model_path, fp16)}
     msg = f"Unknown runtime {runtime!r}: choose from {['torch', 'onnxruntime', 'openvino', *TENSORRT_RUNTIMES]}."
     raise ValueError(msg)
@@ -181,7 +203,9 @@ def inference_cost(
         ValueError: Unknown runtime.
         RuntimeUnavailable: The runtime cannot run here (TensorRT without its package or a GPU).
     """
-    runtimes = _runtimes(model.eval(), runtime, tuple(images.shape[-2:]), output, {} if exports is None else exports)
+    runtimes = _runtimes(
+        model.eval(), runtime, tuple(images.shape[-2:]), output, {} if exports is None else exports
+    )
     latencies = measure_latencies(runtimes, images[:1], 1, repeats, warmup)
     additional, trainable = parameter_counts(model)
     return InferenceCost(runtime, latencies["backbone"], latencies["model"], additional, trainable)

@@ -6,12 +6,12 @@ import shlex
 import sys
 from collections import defaultdict
 from datetime import date
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from statistics import mean
 
 from matplotlib.figure import Figure  # no pyplot: drawing files must not change anyone's backend
 
+from ..extras import installed
 from ..hardware import describe_cpu
 
 OURS = "fastflow"
@@ -22,12 +22,6 @@ METRICS = ("image_AUROC", "pixel_AUROC", "pixel_AUPRO")  # pixel ones empty for 
 def provenance(program: str = "anomalib-fastflow") -> str:
     """How and where a report was made: the command line (``program`` and its arguments), the date,
     the CPU and package versions."""
-
-    def installed(package: str) -> str:
-        try:
-            return f"{package} {version(package)}"
-        except PackageNotFoundError:
-            return f"{package} not installed"
 
     command = " ".join([program, shlex.join(sys.argv[1:])]).strip()
     machine = f"{describe_cpu()}, {os.cpu_count()} CPUs, Python {platform.python_version()}"
@@ -59,7 +53,8 @@ def cost_table(cost: list[dict[str, str]], accuracy: list[dict[str, str]]) -> st
         memory = f"{mean(float(r['peak_memory_mb']) for r in runs):.0f}" if runs else "-"
         lines.append(
             f"| {row['model']} | {row['backbone']} | {row['runtime']} "
-            f"| {float(row['backbone_ms']):.1f} [{float(row['backbone_min_ms']):.1f}-{float(row['backbone_max_ms']):.1f}] "
+            f"| {float(row['backbone_ms']):.1f} "
+            f"[{float(row['backbone_min_ms']):.1f}-{float(row['backbone_max_ms']):.1f}] "
             f"| {float(row['model_ms']):.1f} [{float(row['model_min_ms']):.1f}-{float(row['model_max_ms']):.1f}] "
             f"| {float(row['additional_ms']):.1f} | {float(row['fps']):.1f} "
             f"| {int(row['additional_parameters']) / 1e6:.2f} | {int(row['trainable_parameters']) / 1e6:.2f} "
@@ -125,7 +120,9 @@ def _mean_of(rows: tuple[dict[str, str], ...], name: str) -> float:
 def target_ratios(cost: list[dict[str, str]]) -> list[str]:
     """Our additional time over each other model's, per backbone and runtime (lower is better)."""
     rows = _ok(cost)
-    additional = {(row["model"], row["backbone"], row["runtime"]): float(row["additional_ms"]) for row in rows}
+    additional = {
+        (row["model"], row["backbone"], row["runtime"]): float(row["additional_ms"]) for row in rows
+    }
     lines = []
     for (model, backbone, runtime), value in sorted(additional.items()):
         if model != OURS:
@@ -180,7 +177,9 @@ def plot_auroc_per_category(accuracy: list[dict[str, str]], path: Path) -> None:
     figure.savefig(path, dpi=120)
 
 
-def write_report(accuracy: list[dict[str, str]], cost: list[dict[str, str]], output: Path, heading: str) -> str:
+def write_report(
+    accuracy: list[dict[str, str]], cost: list[dict[str, str]], output: Path, heading: str
+) -> str:
     """Write ``report.md`` and the two plots under ``output``; return the Markdown."""
     failures = [row for row in accuracy + cost if row["status"] != "ok"]
     parts = [
@@ -202,7 +201,9 @@ def write_report(accuracy: list[dict[str, str]], cost: list[dict[str, str]], out
     if failures:
         parts += [
             "## Failed or skipped runs",
-            "\n".join(f"- {' '.join(r[f] for f in list(r)[:3])} ({r['status']}): {r['error']}" for r in failures),
+            "\n".join(
+                f"- {' '.join(r[f] for f in list(r)[:3])} ({r['status']}): {r['error']}" for r in failures
+            ),
         ]
     parts.append("![accuracy vs time](accuracy_vs_time.png)\n\n![AUROC per category](auroc_per_category.png)")
     report = "\n\n".join(parts) + "\n"

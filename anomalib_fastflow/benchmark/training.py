@@ -108,7 +108,8 @@ def train_and_test(
     nan = float("nan")
     [metrics] = engine.test(model, datamodule=datamodule, verbose=False) if test else [{}]
     other_metrics = {
-        name: engine.test(model, datamodule=other, verbose=False)[0] for name, other in (also_test or {}).items()
+        name: engine.test(model, datamodule=other, verbose=False)[0]
+        for name, other in (also_test or {}).items()
     }
     return TrainingResult(
         image_auroc=metrics.get("image_AUROC", nan),

@@ -85,7 +85,11 @@ def format_comparison(rows: list[ComparisonRow], header: str) -> str:
         "|---|---|---|---|---|---|---|",
     ]
     for row in rows:
-        reach = "not reached" if row.ours_seconds_to_their_auroc is None else f"{row.ours_seconds_to_their_auroc:.1f} s"
+        reach = (
+            "not reached"
+            if row.ours_seconds_to_their_auroc is None
+            else f"{row.ours_seconds_to_their_auroc:.1f} s"
+        )
         lines.append(
             f"| {row.category} | {row.ours_image_auroc:.4f} / {row.theirs_image_auroc:.4f} "
             f"| {metric(row.ours_pixel_auroc)} / {metric(row.theirs_pixel_auroc)} "
@@ -95,9 +99,13 @@ def format_comparison(rows: list[ComparisonRow], header: str) -> str:
             f"| {reach} ({ratio(row.time_to_accuracy_ratio)}) |"
         )
     count = len(rows)
+    ours_image = sum(r.ours_image_auroc for r in rows) / count
+    theirs_image = sum(r.theirs_image_auroc for r in rows) / count
+    ours_pixel = sum(r.ours_pixel_auroc for r in rows) / count
+    theirs_pixel = sum(r.theirs_pixel_auroc for r in rows) / count
     lines.append(
-        f"| mean | {sum(r.ours_image_auroc for r in rows) / count:.4f} / {sum(r.theirs_image_auroc for r in rows) / count:.4f} "
-        f"| {metric(sum(r.ours_pixel_auroc for r in rows) / count)} / {metric(sum(r.theirs_pixel_auroc for r in rows) / count)} "
+        f"| mean | {ours_image:.4f} / {theirs_image:.4f} "
+        f"| {metric(ours_pixel)} / {metric(theirs_pixel)} "
         f"| {sum(r.ours_fit_seconds for r in rows):.1f} / {sum(r.theirs_fit_seconds for r in rows):.1f} (sum) "
         f"| {sum(r.epoch_time_ratio for r in rows) / count:.2f}x | | |"
     )

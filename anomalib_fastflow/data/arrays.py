@@ -1,4 +1,5 @@
-"""Images as arrays: a split as one array batch (export parity checks, calibration, timing), and one array written as an image file."""
+"""Images as arrays: a split as one array batch (export parity checks, calibration, timing), and one
+array written as an image file."""
 
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -25,7 +26,9 @@ def dataset_arrays(
     return images.numpy().astype(np.float32), labels
 
 
-def split_arrays(root: str | Path, category: str, split: str, size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+def split_arrays(
+    root: str | Path, category: str, split: str, size: tuple[int, int]
+) -> tuple[np.ndarray, np.ndarray]:
     """Images and labels of the MVTec-AD-layout split ``root/category/split`` (see ``dataset_arrays``).
 
     Raises:

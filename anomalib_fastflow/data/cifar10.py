@@ -40,7 +40,7 @@ def read_batches(folder: Path, names: tuple[str, ...]) -> tuple[np.ndarray, np.n
             msg = f"CIFAR-10 batch {path} not found: give the folder that holds {BATCHES}, or download=True."
             raise FileNotFoundError(msg)
         with path.open("rb") as file:
-            batch = pickle.load(file, encoding="latin1")  # noqa: S301 - the dataset's own format
+            batch = pickle.load(file, encoding="latin1")
         images.append(np.asarray(batch["data"], dtype=np.uint8).reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1))
         labels.append(np.asarray(batch["labels"], dtype=np.int64))
     return np.concatenate(images), np.concatenate(labels)

@@ -22,6 +22,7 @@ defect kinds of their own) are demo categories too: ``build_demo_categories`` wr
 ``ALL_CATEGORIES`` with each set's own defaults.
 """
 
+import itertools
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -66,7 +67,9 @@ def _ellipse_mask(size: int, rng: np.random.Generator, radius: tuple[float, floa
     mask = np.zeros((size, size), dtype=bool)
     r_row, r_col = rng.uniform(*radius, size=2) * size
     center = rng.uniform(0.25, 0.75, size=2) * size
-    rows, cols = draw.ellipse(center[0], center[1], r_row, r_col, shape=mask.shape, rotation=rng.uniform(0, np.pi))
+    rows, cols = draw.ellipse(
+        center[0], center[1], r_row, r_col, shape=mask.shape, rotation=rng.uniform(0, np.pi)
+    )
     mask[rows, cols] = True
     return mask
 
@@ -74,7 +77,7 @@ def _ellipse_mask(size: int, rng: np.random.Generator, radius: tuple[float, floa
 def _stroke_mask(size: int, points: np.ndarray, width: float) -> np.ndarray:
     """A polyline through ``points`` ``(K, 2)`` (row, column), ``width`` thick: ``(size, size)`` bool."""
     mask = np.zeros((size, size), dtype=bool)
-    for (r0, c0), (r1, c1) in zip(points[:-1], points[1:]):
+    for (r0, c0), (r1, c1) in itertools.pairwise(points):
         rows, cols = draw.line(int(r0), int(c0), int(r1), int(c1))
         mask[rows, cols] = True
     return filters.gaussian(mask.astype(float), sigma=width) > 0.15
@@ -214,11 +217,15 @@ def build_demo_dataset(
         make_sampler = _object_sampler if category in OBJECTS else _texture_sampler
         normal, defective = make_sampler(category, image_size, rng)
         kinds = defect_kinds(category)
-        write_category(root / category, normal, defective, kinds, num_train, num_test_good, num_test_per_defect)
+        write_category(
+            root / category, normal, defective, kinds, num_train, num_test_good, num_test_per_defect
+        )
     return root
 
 
-def build_demo_categories(root: str | Path, categories: Sequence[str] = ALL_CATEGORIES, seed: int = 0) -> Path:
+def build_demo_categories(
+    root: str | Path, categories: Sequence[str] = ALL_CATEGORIES, seed: int = 0
+) -> Path:
     """Write any demo categories, aligned (``CATEGORIES``) or production-line (``line.CATEGORIES``),
     each set with its own default sizes; return ``root``.
 

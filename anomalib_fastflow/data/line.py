@@ -15,13 +15,14 @@ default). The layout is MVTec AD's, as the demo's::
 
 Defects (``DEFECTS``) are drawn on the part, after its pose and before the light and the camera
 (so they are lit, blurred and noisy like the rest; the masks of the soft ones, ``smudge`` and
-``dent``, cover their core and leave out the faint edge, as a person annotating would): ``crack`` (a 1 px branching hairline),
-``speck`` (a cluster of tiny dots), ``smudge`` (a faint elongated oily haze), ``fibre`` (a short
-curved hair or lint), ``dent`` (a local warp of the part's own edges) and ``discolour`` (a faint
-soft change of hue). None of them is the demo's (``data.demo``) or the self-validation's
-(``training.synthetic_defects``): a model that tunes itself on either meets these unseen.
+``dent``, cover their core and leave out the faint edge, as a person annotating would): ``crack``
+(a 1 px branching hairline), ``speck`` (a cluster of tiny dots), ``smudge`` (a faint elongated
+oily haze), ``fibre`` (a short curved hair or lint), ``dent`` (a local warp of the part's own
+edges) and ``discolour`` (a faint soft change of hue). None of them is the demo's (``data.demo``)
+or the self-validation's (``training.synthetic_defects``): a model that tunes itself on either meets these unseen.
 """
 
+import itertools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -71,7 +72,9 @@ class Part:
     mask: np.ndarray
 
 
-def _polygon(canvas: np.ndarray, mask: np.ndarray | None, points: np.ndarray, colour: Sequence[float]) -> None:
+def _polygon(
+    canvas: np.ndarray, mask: np.ndarray | None, points: np.ndarray, colour: Sequence[float]
+) -> None:
     """Fill the polygon ``points`` ``(K, 2)`` (row, column) in ``canvas``, and in ``mask`` if given."""
     rows, cols = draw.polygon(points[:, 0], points[:, 1], shape=canvas.shape[:2])
     canvas[rows, cols] = colour
@@ -79,8 +82,14 @@ def _polygon(canvas: np.ndarray, mask: np.ndarray | None, points: np.ndarray, co
         mask[rows, cols] = True
 
 
-def _disk(canvas: np.ndarray, mask: np.ndarray | None, center: Sequence[float], radius: float,
-          colour: Sequence[float], value: bool = True) -> None:
+def _disk(
+    canvas: np.ndarray,
+    mask: np.ndarray | None,
+    center: Sequence[float],
+    radius: float,
+    colour: Sequence[float],
+    value: bool = True,
+) -> None:
     """Fill a disk in ``canvas``; set it to ``value`` in ``mask`` if given."""
     rows, cols = draw.disk(tuple(center), radius, shape=canvas.shape[:2])
     canvas[rows, cols] = colour
@@ -111,11 +120,23 @@ def draw_gear(size: int, rng: np.random.Generator) -> Part:
     _disk(canvas, None, (center, center), 0.17 * size, (0.7, 0.71, 0.72))
     for k in range(5):
         theta = 2 * np.pi * k / 5
-        _disk(canvas, mask, (center + 0.25 * size * np.sin(theta), center + 0.25 * size * np.cos(theta)),
-              0.045 * size, (0.16, 0.2, 0.27), value=False)
+        _disk(
+            canvas,
+            mask,
+            (center + 0.25 * size * np.sin(theta), center + 0.25 * size * np.cos(theta)),
+            0.045 * size,
+            (0.16, 0.2, 0.27),
+            value=False,
+        )
     _disk(canvas, mask, (center, center), 0.08 * size, (0.16, 0.2, 0.27), value=False)
-    key = np.array([[center - 0.1 * size, center - 0.02 * size], [center - 0.1 * size, center + 0.02 * size],
-                    [center - 0.07 * size, center + 0.02 * size], [center - 0.07 * size, center - 0.02 * size]])
+    key = np.array(
+        [
+            [center - 0.1 * size, center - 0.02 * size],
+            [center - 0.1 * size, center + 0.02 * size],
+            [center - 0.07 * size, center + 0.02 * size],
+            [center - 0.07 * size, center - 0.02 * size],
+        ]
+    )
     _polygon(canvas, None, key, (0.16, 0.2, 0.27))
     return Part(np.clip(canvas, 0, 1), mask)
 
@@ -149,22 +170,53 @@ def draw_label(size: int, rng: np.random.Generator) -> Part:
     canvas[:] = np.array([0.62, 0.47, 0.31], np.float32) * (1 + 0.06 * fibres[..., None])
     mask = np.zeros((size, size), bool)
     top, left, bottom, right = 0.2 * size, 0.12 * size, 0.8 * size, 0.88 * size
-    _polygon(canvas, mask, np.array([[top, left], [top, right], [bottom, right], [bottom, left]]), (0.94, 0.94, 0.9))
-    _polygon(canvas, None, np.array([[top, left], [top, right], [top + 0.08 * size, right],
-                                     [top + 0.08 * size, left]]), (0.75, 0.12, 0.1))
+    _polygon(
+        canvas,
+        mask,
+        np.array([[top, left], [top, right], [bottom, right], [bottom, left]]),
+        (0.94, 0.94, 0.9),
+    )
+    _polygon(
+        canvas,
+        None,
+        np.array([[top, left], [top, right], [top + 0.08 * size, right], [top + 0.08 * size, left]]),
+        (0.75, 0.12, 0.1),
+    )
     ink = (0.08, 0.08, 0.1)
     for line in range(5):
         row, col = top + (0.13 + 0.06 * line) * size, left + 0.03 * size
         while col < left + 0.45 * size:
             width = rng.uniform(0.02, 0.07) * size
-            _polygon(canvas, None, np.array([[row, col], [row, col + width], [row + 0.025 * size, col + width],
-                                             [row + 0.025 * size, col]]), ink)
+            _polygon(
+                canvas,
+                None,
+                np.array(
+                    [
+                        [row, col],
+                        [row, col + width],
+                        [row + 0.025 * size, col + width],
+                        [row + 0.025 * size, col],
+                    ]
+                ),
+                ink,
+            )
             col += width + 0.015 * size
     col = left + 0.5 * size
     while col < right - 0.04 * size:
         width = rng.choice([1, 2, 3]) * size / 256
-        _polygon(canvas, None, np.array([[top + 0.36 * size, col], [top + 0.36 * size, col + width],
-                                         [bottom - 0.05 * size, col + width], [bottom - 0.05 * size, col]]), ink)
+        _polygon(
+            canvas,
+            None,
+            np.array(
+                [
+                    [top + 0.36 * size, col],
+                    [top + 0.36 * size, col + width],
+                    [bottom - 0.05 * size, col + width],
+                    [bottom - 0.05 * size, col],
+                ]
+            ),
+            ink,
+        )
         col += width + rng.choice([1, 2, 3]) * size / 256
     _disk(canvas, None, (top + 0.22 * size, right - 0.12 * size), 0.08 * size, (0.1, 0.25, 0.6))
     _disk(canvas, None, (top + 0.22 * size, right - 0.12 * size), 0.05 * size, (0.94, 0.94, 0.9))
@@ -192,20 +244,44 @@ def draw_board(size: int, rng: np.random.Generator) -> Part:
         for k in range(8):  # pins along the long sides
             pin_col = left + (k + 0.5) * width / 8
             for pin_row in (top - 0.03 * size, top + height):
-                _polygon(canvas, None, np.array([[pin_row, pin_col - 0.008 * size], [pin_row, pin_col + 0.008 * size],
-                                                 [pin_row + 0.03 * size, pin_col + 0.008 * size],
-                                                 [pin_row + 0.03 * size, pin_col - 0.008 * size]]), (0.75, 0.75, 0.75))
-        _polygon(canvas, None, np.array([[top, left], [top, left + width], [top + height, left + width],
-                                         [top + height, left]]), (0.08, 0.08, 0.09))
+                _polygon(
+                    canvas,
+                    None,
+                    np.array(
+                        [
+                            [pin_row, pin_col - 0.008 * size],
+                            [pin_row, pin_col + 0.008 * size],
+                            [pin_row + 0.03 * size, pin_col + 0.008 * size],
+                            [pin_row + 0.03 * size, pin_col - 0.008 * size],
+                        ]
+                    ),
+                    (0.75, 0.75, 0.75),
+                )
+        _polygon(
+            canvas,
+            None,
+            np.array([[top, left], [top, left + width], [top + height, left + width], [top + height, left]]),
+            (0.08, 0.08, 0.09),
+        )
     for r, c in ((0.13, 0.13), (0.13, 0.87), (0.87, 0.13), (0.87, 0.87)):
         _disk(canvas, None, (r * size, c * size), 0.035 * size, copper)
         _disk(canvas, mask, (r * size, c * size), 0.02 * size, (0.85, 0.85, 0.83), value=False)
     for r, c in ((0.78, 0.2), (0.45, 0.75)):  # silkscreen text
         for k in range(4):
             col = c * size + k * 0.03 * size
-            _polygon(canvas, None, np.array([[r * size, col], [r * size, col + 0.02 * size],
-                                             [r * size + 0.03 * size, col + 0.02 * size],
-                                             [r * size + 0.03 * size, col]]), (0.9, 0.92, 0.88))
+            _polygon(
+                canvas,
+                None,
+                np.array(
+                    [
+                        [r * size, col],
+                        [r * size, col + 0.02 * size],
+                        [r * size + 0.03 * size, col + 0.02 * size],
+                        [r * size + 0.03 * size, col],
+                    ]
+                ),
+                (0.9, 0.92, 0.88),
+            )
     return Part(np.clip(canvas, 0, 1), mask)
 
 
@@ -218,7 +294,9 @@ PARTS: dict[str, Callable[[int, np.random.Generator], Part]] = {
 CATEGORIES = tuple(PARTS)
 
 
-def _pose(part: Part, size: int, nuisance: Nuisance, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+def _pose(
+    part: Part, size: int, nuisance: Nuisance, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
     """The part placed by hand: ``(size, size, 3)`` image and part mask, rotated, scaled and shifted."""
     canvas = part.image.shape[0]
     pixel = size / 256
@@ -228,10 +306,14 @@ def _pose(part: Part, size: int, nuisance: Nuisance, rng: np.random.Generator) -
         rotation=np.deg2rad(rng.uniform(-nuisance.max_rotation, nuisance.max_rotation)),
     )
     placement = transform.SimilarityTransform(translation=-center) + jitter
-    placement += transform.SimilarityTransform(translation=np.array([size, size]) / 2
-                                               + rng.uniform(-1, 1, size=2) * nuisance.max_shift * pixel)
+    placement += transform.SimilarityTransform(
+        translation=np.array([size, size]) / 2 + rng.uniform(-1, 1, size=2) * nuisance.max_shift * pixel
+    )
     image = transform.warp(part.image, placement.inverse, output_shape=(size, size), order=1, mode="edge")
-    mask = transform.warp(part.mask.astype(np.float32), placement.inverse, output_shape=(size, size), order=1) > 0.5
+    mask = (
+        transform.warp(part.mask.astype(np.float32), placement.inverse, output_shape=(size, size), order=1)
+        > 0.5
+    )
     return image.astype(np.float32), mask
 
 
@@ -241,7 +323,9 @@ def _camera(image: np.ndarray, nuisance: Nuisance, rng: np.random.Generator) -> 
     pixel = size / 256
     direction = rng.uniform(0, 2 * np.pi)
     rows, cols = (np.mgrid[:size, :size] - (size - 1) / 2) / size
-    ramp = 1 + rng.uniform(-1, 1) * nuisance.max_gradient * 2 * (rows * np.sin(direction) + cols * np.cos(direction))
+    ramp = 1 + rng.uniform(-1, 1) * nuisance.max_gradient * 2 * (
+        rows * np.sin(direction) + cols * np.cos(direction)
+    )
     light = (1 + rng.uniform(-nuisance.max_gain, nuisance.max_gain)) * (
         1 + rng.uniform(-nuisance.max_cast, nuisance.max_cast, size=3)
     )
@@ -253,7 +337,9 @@ def _camera(image: np.ndarray, nuisance: Nuisance, rng: np.random.Generator) -> 
     return np.clip(image, 0, 1).astype(np.float32)
 
 
-def _surface(image: np.ndarray, part_mask: np.ndarray, amplitude: float, rng: np.random.Generator) -> np.ndarray:
+def _surface(
+    image: np.ndarray, part_mask: np.ndarray, amplitude: float, rng: np.random.Generator
+) -> np.ndarray:
     """Each sample's own faint surface texture on the part (smooth multiplicative noise)."""
     texture = ndimage.gaussian_filter(rng.normal(0, 1, part_mask.shape), 2.5 * image.shape[0] / 256)
     texture *= amplitude / (texture.std() + 1e-8)
@@ -273,8 +359,8 @@ def _place(part_mask: np.ndarray, rng: np.random.Generator, margin: int) -> np.n
 def _lines(size: int, points: np.ndarray) -> np.ndarray:
     """A 1 px polyline through ``points`` ``(K, 2)``: ``(size, size)`` bool."""
     lines = np.zeros((size, size), bool)
-    for (r0, c0), (r1, c1) in zip(points[:-1], points[1:]):
-        rows, cols = draw.line(int(round(r0)), int(round(c0)), int(round(r1)), int(round(c1)))
+    for (r0, c0), (r1, c1) in itertools.pairwise(points):
+        rows, cols = draw.line(*(int(np.rint(value)) for value in (r0, c0, r1, c1)))
         keep = (rows >= 0) & (rows < size) & (cols >= 0) & (cols < size)
         lines[rows[keep], cols[keep]] = True
     return lines
@@ -327,7 +413,9 @@ def add_defect(
         return image * (1 - alpha) + shade * alpha, ndimage.binary_dilation(specks)
     if kind == "smudge":
         center = _place(part_mask, rng, int(6 * pixel))
-        blob = _soft_ellipse(size, center, (rng.uniform(6, 12) * pixel, rng.uniform(2, 5) * pixel), rng.uniform(0, np.pi))
+        blob = _soft_ellipse(
+            size, center, (rng.uniform(6, 12) * pixel, rng.uniform(2, 5) * pixel), rng.uniform(0, np.pi)
+        )
         alpha = rng.uniform(0.25, 0.45) * blob[..., None]
         oil = np.array([0.36, 0.33, 0.28], np.float32)
         return image * (1 - alpha) + oil * alpha, blob > 0.35
@@ -348,13 +436,17 @@ def add_defect(
         distance = np.hypot(offset_rows, offset_cols) + 1e-6
         shift = push * np.exp(-((distance / radius) ** 2))
         coords = [rows - shift * offset_rows / distance, cols - shift * offset_cols / distance]
-        warped = np.stack([ndimage.map_coordinates(image[..., c], coords, order=1, mode="nearest") for c in range(3)], -1)
+        warped = np.stack(
+            [ndimage.map_coordinates(image[..., c], coords, order=1, mode="nearest") for c in range(3)], -1
+        )
         changed = (np.abs(warped - image).max(axis=-1) > 0.04) & (distance < 1.5 * radius)
         return warped, ndimage.binary_closing(ndimage.binary_dilation(changed), iterations=2)
     if kind == "discolour":  # on the brighter half of the part, where a change of hue shows
         brightness = image.mean(axis=-1)
         center = _place(part_mask & (brightness > np.median(brightness[part_mask])), rng, int(10 * pixel))
-        blob = _soft_ellipse(size, center, (rng.uniform(8, 16) * pixel, rng.uniform(6, 12) * pixel), rng.uniform(0, np.pi))
+        blob = _soft_ellipse(
+            size, center, (rng.uniform(8, 16) * pixel, rng.uniform(6, 12) * pixel), rng.uniform(0, np.pi)
+        )
         tint = np.array(rng.choice([(1.15, 0.95, 0.8), (0.85, 0.95, 1.15), (1.1, 1.1, 0.8)]), np.float32)
         alpha = rng.uniform(0.6, 0.9) * blob[..., None] * part_mask[..., None]
         return np.clip(image * (1 - alpha + tint * alpha), 0, 1), (blob > 0.5) & part_mask
@@ -386,8 +478,12 @@ def build_line_dataset(
         msg = f"Unknown production-line categories {unknown}; choose from {list(CATEGORIES)}."
         raise ValueError(msg)
     for category in categories:
-        design = PARTS[category](CANVAS_SCALE * image_size, np.random.default_rng([seed, 1000 + CATEGORIES.index(category)]))
-        design = Part(ndimage.gaussian_filter(design.image, (CANVAS_SCALE / 2, CANVAS_SCALE / 2, 0)), design.mask)
+        design = PARTS[category](
+            CANVAS_SCALE * image_size, np.random.default_rng([seed, 1000 + CATEGORIES.index(category)])
+        )
+        design = Part(
+            ndimage.gaussian_filter(design.image, (CANVAS_SCALE / 2, CANVAS_SCALE / 2, 0)), design.mask
+        )
         rng = np.random.default_rng([seed, 2000 + CATEGORIES.index(category)])
 
         def normal() -> np.ndarray:
@@ -397,8 +493,12 @@ def build_line_dataset(
         def defective(kind: str, index: int) -> tuple[np.ndarray, np.ndarray]:
             del index
             image, part_mask = _pose(design, image_size, nuisance, rng)
-            image, defect = add_defect(_surface(image, part_mask, nuisance.texture, rng), part_mask, kind, rng)
+            image, defect = add_defect(
+                _surface(image, part_mask, nuisance.texture, rng), part_mask, kind, rng
+            )
             return _camera(image, nuisance, rng), defect
 
-        write_category(root / category, normal, defective, DEFECTS, num_train, num_test_good, num_test_per_defect)
+        write_category(
+            root / category, normal, defective, DEFECTS, num_train, num_test_good, num_test_per_defect
+        )
     return root

@@ -10,7 +10,11 @@
 
 import warnings
 
-from .availability import openvino_bf16_unavailable_reason, tensorrt_unavailable_reason, torch_bf16_unavailable_reason
+from .availability import (
+    openvino_bf16_unavailable_reason,
+    tensorrt_unavailable_reason,
+    torch_bf16_unavailable_reason,
+)
 from .exporter import FORMATS, export_formats, load_runtime
 from .inferencers import TensorRTInferencer, openvino_inferencer
 from .parity import ParityRow, format_report, parity_report
@@ -36,14 +40,19 @@ __all__ = [
     "torch_bf16_unavailable_reason",
 ]
 
-_RENAMED = {"bf16_unavailable_reason": "openvino_bf16_unavailable_reason", "unavailable_reason": "tensorrt_unavailable_reason"}
+_RENAMED = {
+    "bf16_unavailable_reason": "openvino_bf16_unavailable_reason",
+    "unavailable_reason": "tensorrt_unavailable_reason",
+}
 
 
 def __getattr__(name: str) -> object:
     """The names of 0.1 (``bf16_unavailable_reason``, ``unavailable_reason``), with a deprecation warning."""
     if name in _RENAMED:
         warnings.warn(
-            f"anomalib_fastflow.export.{name} is deprecated; use {_RENAMED[name]}.", DeprecationWarning, stacklevel=2
+            f"anomalib_fastflow.export.{name} is deprecated; use {_RENAMED[name]}.",
+            DeprecationWarning,
+            stacklevel=2,
         )
         return globals()[_RENAMED[name]]
     msg = f"module {__name__!r} has no attribute {name!r}"

@@ -34,13 +34,11 @@ def tensorrt_unavailable_reason() -> str | None:
     return None
 
 
-
 def torch_bf16_unavailable_reason() -> str | None:
     """Why PyTorch has no fast bf16 CPU kernels here (oneDNN needs AVX-512 or AMX), or ``None``."""
     if torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported():
         return None
     return f"PyTorch's oneDNN has no bf16 kernels for this CPU ({describe_cpu()})."
-
 
 
 @cache
@@ -68,7 +66,6 @@ def openvino_bf16_unavailable_reason(device: str = "CPU") -> str | None:
     if compiled_precision(compiled) == "bf16":
         return None
     return f"OpenVINO runs no bf16 on {device} of this machine ({describe_cpu()})."
-
 
 
 def runtime_unavailable_reason(runtime: str) -> str | None:

@@ -22,9 +22,9 @@ from typing import TYPE_CHECKING
 import numpy as np
 from anomalib.models.components import AnomalibModule
 
+from ..channel_permutation import permutations_as_convolutions
 from ..extras import require
 from .availability import tensorrt_unavailable_reason
-from ..channel_permutation import permutations_as_convolutions
 from .mixed_precision import keep_stem_f32
 from .runtimes import OnnxRuntime, OpenVINORuntime, Runtime, TensorRTRuntime
 from .tensorrt import build_engine
@@ -109,7 +109,11 @@ def export_formats(
             continue
         engine = output / name / "model.engine"
         paths[name] = build_engine(
-            paths["onnx"], engine, tuple(model.input_size), fp16=name == "tensorrt_fp16", batch_sizes=tensorrt_batch_sizes
+            paths["onnx"],
+            engine,
+            tuple(model.input_size),
+            fp16=name == "tensorrt_fp16",
+            batch_sizes=tensorrt_batch_sizes,
         )
     return paths, skipped
 

@@ -139,5 +139,3 @@ def weights_precision(path: Path | str) -> str:
     if "f16" in weights:
         return "fp16"
     return "bf16" if keeps_stem_f32(model) else "fp32"
-
-

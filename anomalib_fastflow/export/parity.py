@@ -86,12 +86,26 @@ def parity_report(
 def format_report(rows: list[ParityRow]) -> str:
     """Markdown table of ``rows``: precision, differences, AUROC and its drop, latency and FPS per batch size."""
     sizes = [latency.batch_size for latency in rows[0].latencies]
-    header = ["format", "runs in", "max abs diff", "max diff / range", "mean abs diff", "image AUROC", "AUROC drop"]
+    header = [
+        "format",
+        "runs in",
+        "max abs diff",
+        "max diff / range",
+        "mean abs diff",
+        "image AUROC",
+        "AUROC drop",
+    ]
     header += [f"batch {size} ms (min-max)" for size in sizes] + [f"batch {size} FPS" for size in sizes]
     header += ["speed-up vs torch (batch 1)"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for row in rows:
-        cells = [row.name, row.precision, f"{row.max_abs:.2e}", f"{row.max_relative:.2e}", f"{row.mean_abs:.2e}"]
+        cells = [
+            row.name,
+            row.precision,
+            f"{row.max_abs:.2e}",
+            f"{row.max_relative:.2e}",
+            f"{row.mean_abs:.2e}",
+        ]
         cells += [f"{row.image_auroc:.4f}", f"{rows[0].image_auroc - row.image_auroc:+.4f}"]
         cells += [f"{lat.median_ms:.1f} ({lat.min_ms:.1f}-{lat.max_ms:.1f})" for lat in row.latencies]
         cells += [f"{lat.fps:.1f}" for lat in row.latencies]

@@ -135,7 +135,9 @@ class TensorRTRuntime:
 
         self._trt = trt
         self.precision = "fp16+f32" if fp16 else "f32"
-        self.engine = trt.Runtime(trt.Logger(trt.Logger.WARNING)).deserialize_cuda_engine(Path(path).read_bytes())
+        self.engine = trt.Runtime(trt.Logger(trt.Logger.WARNING)).deserialize_cuda_engine(
+            Path(path).read_bytes()
+        )
         self.context = self.engine.create_execution_context()
         names = [self.engine.get_tensor_name(index) for index in range(self.engine.num_io_tensors)]
         inputs = [name for name in names if self.engine.get_tensor_mode(name) == trt.TensorIOMode.INPUT]

@@ -67,5 +67,3 @@ def build_engine(
     engine_path.parent.mkdir(parents=True, exist_ok=True)
     engine_path.write_bytes(serialized)
     return engine_path
-
-

@@ -1,17 +1,17 @@
 """What a report says about its run: the model's settings, its budget, its thresholds, the machine."""
 
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 import torch
 from anomalib.models.components import AnomalibModule
 from anomalib.utils.serialization import anomalib_safe_globals
 
+from ..extras import installed
 from ..hardware import describe_cpu
 
 PACKAGES = ("anomalib-fastflow", "anomalib", "torch", "timm", "FrEIA")
-SETTINGS = ("backbone", "layers", "input_size", "flow_steps", "conv3x3_only", "hidden_ratio", "feature_pooling",
-            "augmentation", "lr", "lr_schedule", "self_validation")  # fmt: skip
+SETTINGS = ("backbone", "layers", "input_size", "flow_steps", "conv3x3_only", "hidden_ratio", "smoothing_sigma",
+            "feature_pooling", "augmentation", "affine_views", "lr", "lr_schedule", "self_validation")  # fmt: skip
 
 
 def thresholds(model: AnomalibModule) -> dict[str, float]:
@@ -44,14 +44,11 @@ def describe_run(model: AnomalibModule, epochs: int | None, steps: int | None, s
     threshold_source = (
         f"fitted on {held_out} held-out normal training images (self-validation: the highest held-out score)"
         if held_out
-        else "anomalib's F1-adaptive thresholds on the validation split (the test split unless the datamodule sets one apart)"
+        else (
+            "anomalib's F1-adaptive thresholds on the validation split "
+            "(the test split unless the datamodule sets one apart)"
+        )
     )
-
-    def installed(package: str) -> str:
-        try:
-            return f"{package} {version(package)}"
-        except PackageNotFoundError:
-            return f"{package} not installed"
 
     return {
         "model": f"{type(model).__name__} from {source}",

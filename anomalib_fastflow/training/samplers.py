@@ -8,19 +8,24 @@
   feature cache ends up holding most of the training set. This keeps the shard the distributed
   sampler deals in epoch 0 and reshuffles only the order within it each epoch: each process caches
   only its shard.
+
+``SeededOrder`` puts them in the training loader before the first epoch.
 """
 
 from collections.abc import Iterator
 
 import numpy as np
 import torch
+from lightning.pytorch import Callback, LightningModule, Trainer
 from torch.utils.data import DistributedSampler, RandomSampler, Sampler
 
 
 def _permutation(length: int, seed: int, epoch: int) -> list[int]:
     """A permutation drawn from ``(seed, epoch)``: every pair its own (``seed + epoch`` gave seed 1's
     epoch 0 the order of seed 0's epoch 1)."""
-    mixed = np.random.SeedSequence([seed % 2**63, epoch]).generate_state(1)[0]  # torch keeps 32 bits of a seed
+    mixed = np.random.SeedSequence([seed % 2**63, epoch]).generate_state(1)[
+        0
+    ]  # torch keeps 32 bits of a seed
     generator = torch.Generator().manual_seed(int(mixed))
     return torch.randperm(length, generator=generator).tolist()
 
@@ -98,3 +103,15 @@ def seeded_sampler(sampler: Sampler[int] | None) -> Sampler[int] | None:
     if isinstance(sampler, RandomSampler) and not sampler.replacement:
         return EpochSeededSampler(len(sampler.data_source), torch.initial_seed())
     return None
+
+
+class SeededOrder(Callback):
+    """Swaps the training loader's shuffling sampler for its seeded counterpart (``seeded_sampler``)."""
+
+    def on_train_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        """Before the first epoch; a loader that does not shuffle is left alone."""
+        del pl_module
+        batch_sampler = getattr(trainer.train_dataloader, "batch_sampler", None)
+        sampler = seeded_sampler(getattr(batch_sampler, "sampler", None))
+        if sampler is not None:
+            batch_sampler.sampler = sampler

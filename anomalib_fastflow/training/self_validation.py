@@ -1,61 +1,29 @@
-"""Self-validation: how good the model is, measured without a single real defect.
+"""Self-validation: thresholds from normal training images held out of the fit, no defect needed.
 
-A few normal training images are held out of training. Each is scored twice: as it is (normal)
-and with a synthetic defect drawn on it (``synthetic_defects``; the families alternate), whose
-mask is known. Image AUROC, pixel AUROC and AUPRO on these images are a label-free estimate of
-the model's quality. The held-out images are chosen from their paths (relative to the training
+A few normal training images are held out of training. After the fit each is scored twice: as it is
+(normal) and with a synthetic defect drawn on it (``synthetic_defects``; the families alternate),
+whose mask is known. The post-processor takes its normalisation and thresholds from these scores
+(``FastFlowPostProcessor.fit_held_out``) instead of from the validation split, which anomalib's
+MVTec AD default makes the test split. The held-out images are chosen from their paths (relative to the training
 images' common folder) and a seed, so a resumed run, another machine or another copy of the data
 picks the same ones, and every process of a distributed run holds out the same whole set (process
-0 scores it and tells the others: nothing to gather, no padding). Their backbone features are
-computed once, so an evaluation costs only the flows' forward pass.
+0 scores it and tells the others: nothing to gather, no padding). ``SelfValidation`` is the
+callback that holds them out and fits the thresholds.
 """
 
 import hashlib
-from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 from anomalib.data import ImageBatch
 from anomalib.data.datasets.base import AnomalibDataset
-from anomalib.metrics.aupro import _AUPRO
+from lightning.pytorch import Callback, LightningModule, Trainer
+from lightning.pytorch.trainer.states import TrainerFn, TrainerStatus
+from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 from torch.nn import functional as F
 
-from ..metrics import auroc
+from ..post_processor import FastFlowPostProcessor
 from .synthetic_defects import FAMILIES, draw_defect
 from .views import common_folder, relative_key
-
-
-def _this_process_only(tensor: torch.Tensor, group: object = None) -> list[torch.Tensor]:
-    """A torchmetrics ``dist_sync_fn`` that gathers nothing. The set is whole in the process that scores
-    it (process 0 alone, in a distributed run): gathering would wait on processes that never score."""
-    return [tensor]
-
-
-@dataclass(frozen=True)
-class SelfValidationScores:
-    """The label-free estimate: AUROCs and AUPRO on ``images`` normal and as many defective images.
-
-    ``family_image_auroc`` is the image AUROC of the normal images against each family's defects alone.
-    """
-
-    image_auroc: float
-    pixel_auroc: float
-    aupro: float
-    images: int
-    family_image_auroc: dict[str, float]
-
-    @property
-    def selection_score(self) -> float:
-        """What an adaptive budget maximises: the mean of image and pixel AUROC. The image AUROC alone
-        saturates at 1 on aligned objects while the test AUROC still rises; the pixel AUROC keeps
-        following it there (``docs/self_validation/``)."""
-        return (self.image_auroc + self.pixel_auroc) / 2
-
-    def __str__(self) -> str:
-        return (
-            f"image AUROC {self.image_auroc:.3f}, pixel AUROC {self.pixel_auroc:.3f}, AUPRO {self.aupro:.3f} "
-            f"(on {self.images} held-out normal training images, each also with a synthetic defect)"
-        )
 
 
 def held_out_indices(paths: list[str], count: int, seed: int) -> list[int]:
@@ -70,6 +38,7 @@ def held_out_indices(paths: list[str], count: int, seed: int) -> list[int]:
         raise ValueError(msg)
     root = common_folder(paths)
     keys = [relative_key(path, root) for path in paths]
+
     def rank(index: int) -> bytes:  # a real hash: CRC32's linearity kept the order across seeds
         return hashlib.blake2b(f"{seed}/{keys[index]}".encode(), digest_size=8).digest()
 
@@ -89,14 +58,19 @@ class SelfValidationSet:
         families = [FAMILIES[index % len(FAMILIES)] for index in range(len(images))]
         defects = [draw_defect(*drawn) for drawn in zip(images, keys, families, strict=True)]
         self.images = [*images, *(image for image, _ in defects)]
-        self.masks = [*(torch.zeros(1, *image.shape[-2:]) for image in images), *(mask for _, mask in defects)]
+        self.masks = [
+            *(torch.zeros(1, *image.shape[-2:]) for image in images),
+            *(mask for _, mask in defects),
+        ]
         self.labels = torch.tensor([0] * len(images) + [1] * len(images))
         self.families = ["normal"] * len(images) + families
         self.features: list[torch.Tensor] | None = None
         self.input_masks: torch.Tensor | None = None
 
     @classmethod
-    def hold_out(cls, dataset: AnomalibDataset, count: int, seed: int) -> tuple[AnomalibDataset, "SelfValidationSet"]:
+    def hold_out(
+        cls, dataset: AnomalibDataset, count: int, seed: int
+    ) -> tuple[AnomalibDataset, "SelfValidationSet"]:
         """Split ``count`` normal images off ``dataset``: the training set without them, and the set.
 
         Raises:
@@ -125,7 +99,9 @@ class SelfValidationSet:
         backbone.train(was_training)
         self.features = [feature.half().cpu() for feature in features]
         size = inputs.shape[-2:]
-        self.input_masks = torch.cat([F.interpolate(mask[None], size=size, mode="nearest") for mask in self.masks])
+        self.input_masks = torch.cat(
+            [F.interpolate(mask[None], size=size, mode="nearest") for mask in self.masks]
+        )
 
     @torch.no_grad()
     def predict(self, model: torch.nn.Module) -> ImageBatch:
@@ -152,26 +128,72 @@ class SelfValidationSet:
             gt_mask=self.input_masks[:, 0].bool().cpu(),
         )
 
-    @torch.no_grad()
-    def evaluate(self, model: torch.nn.Module) -> SelfValidationScores:
-        """Score the set with ``model`` (a ``FastFlowModel``: ``encode`` then ``score``) in eval mode.
 
-        Raises:
-            RuntimeError: ``cache_features`` has not run.
-        """
-        batch = self.predict(model)
-        masks, scores = self.input_masks.cpu(), batch.pred_score.flatten()
-        maps = batch.anomaly_map.reshape(masks.shape)  # anomalib's batch keeps (N, H, W)
-        aupro = _AUPRO(dist_sync_fn=_this_process_only)
-        aupro.update(maps[len(self) :, 0], masks[len(self) :, 0].int())  # regions: the defective images
-        by_family = {}
-        for family in sorted(set(self.families) - {"normal"}):
-            chosen = torch.tensor([name in ("normal", family) for name in self.families])
-            by_family[family] = auroc(scores[chosen], self.labels[chosen])
-        return SelfValidationScores(
-            image_auroc=auroc(scores, self.labels),
-            pixel_auroc=auroc(maps, masks),
-            aupro=float(aupro.compute()),
-            images=len(self),
-            family_image_auroc=by_family,
+class SelfValidation(Callback):
+    """Holds ``count`` normal training images out of a fit and, after it, fits the post-processor's
+    normalisation and thresholds on them (``FastFlowPostProcessor.fit_held_out``); the datamodule
+    gets its whole training set back after the fit, also when the fit fails.
+
+    Args:
+        count: Normal training images held out.
+        seed: Seed of which images are held out (their defects are drawn from their paths).
+
+    Raises:
+        ValueError: ``count`` below 1.
+    """
+
+    def __init__(self, count: int, seed: int = 0) -> None:
+        if count < 1:
+            msg = f"self_validation={count}: hold out 1 or more normal training images (0 turns it off)."
+            raise ValueError(msg)
+        self.count = count
+        self.seed = seed
+        self.validation_set: SelfValidationSet | None = None  # during a fit
+        self._full_train_data: AnomalibDataset | None = None
+
+    def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
+        """Before a fit: the training set without the held-out images; process 0 caches their features."""
+        datamodule = trainer.datamodule
+        if stage != TrainerFn.FITTING or datamodule is None:
+            return
+        self._full_train_data = datamodule.train_data
+        datamodule.train_data, self.validation_set = SelfValidationSet.hold_out(
+            datamodule.train_data, self.count, self.seed
         )
+        if trainer.is_global_zero:  # process 0 scores the set for all (``on_fit_end``)
+            self.validation_set.cache_features(
+                pl_module.pre_processor.transform, pl_module.model.feature_extractor
+            )
+
+    def on_fit_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        """Fit the thresholds on the held-out set scored by the final weights (by process 0, for every
+        process), unless the fit was interrupted; give the datamodule its training set back."""
+        if self.validation_set is not None and trainer.state.status != TrainerStatus.INTERRUPTED:
+            self._fit_thresholds(trainer, pl_module)
+        if self._full_train_data is not None:
+            trainer.datamodule.train_data = self._full_train_data
+            self._full_train_data = None
+        self.validation_set = None
+
+    def _fit_thresholds(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        """``FastFlowPostProcessor.fit_held_out`` on the set's predictions (another post-processor: a warning)."""
+        post_processor = getattr(pl_module, "post_processor", None)
+        if not isinstance(post_processor, FastFlowPostProcessor):
+            rank_zero_warn(
+                f"self_validation needs FastFlow's post-processor to fit thresholds; {type(post_processor).__name__} "
+                "keeps the thresholds of the validation split."
+            )
+            return
+        predicted = self.validation_set.predict(pl_module.model) if trainer.is_global_zero else None
+        post_processor.fit_held_out(trainer.strategy.broadcast(predicted))
+        rank_zero_info(
+            f"FastFlow: thresholds and normalisation fitted on {len(self.validation_set)} held-out normal training "
+            "images, each also with a synthetic defect, not on the validation split: the image threshold at the "
+            "highest held-out normal score, the pixel threshold F1-optimal on the synthetic defects."
+        )
+
+    def on_exception(self, trainer: Trainer, pl_module: LightningModule, exception: BaseException) -> None:
+        """Give the datamodule its training set back when the fit fails."""
+        del exception
+        self.validation_set = None  # no thresholds from a failed fit
+        self.on_fit_end(trainer, pl_module)

@@ -39,7 +39,9 @@ def draw_defect(image: torch.Tensor, key: str, family: DefectFamily) -> tuple[to
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(zlib.crc32(f"{family}/{key}".encode()))
         if family == "perlin":
-            defective, mask = PerlinAnomalyGenerator(probability=1.0, blend_factor=PERLIN_BLEND)(image.float())
+            defective, mask = PerlinAnomalyGenerator(probability=1.0, blend_factor=PERLIN_BLEND)(
+                image.float()
+            )
         else:
             defective, mask = _own_surface(image.float())
     return defective.clamp(0, 1).to(image.dtype), (mask > 0.5).to(image.dtype)
@@ -52,10 +54,14 @@ def _own_surface(image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     low, high = (int(fraction * min(height, width)) for fraction in PIECE_SIDE)
     side = int(torch.randint(max(low, 2), max(high, 3), (1,)))
     for _ in range(20):  # a target far enough from the source (it always exists for side <= 1/4)
-        top, left, to_top, to_left = (int(torch.randint(0, limit - side + 1, (1,))) for limit in (height, width) * 2)
+        top, left, to_top, to_left = (
+            int(torch.randint(0, limit - side + 1, (1,))) for limit in (height, width) * 2
+        )
         if abs(top - to_top) > side / 2 or abs(left - to_left) > side / 2:
             break
-    piece = image[:, top : top + side, left : left + side].rot90(int(torch.randint(1, 4, (1,))), dims=(-2, -1))
+    piece = image[:, top : top + side, left : left + side].rot90(
+        int(torch.randint(1, 4, (1,))), dims=(-2, -1)
+    )
     if torch.rand(1) < 0.5:
         piece = piece.flip(-1)
     defective, mask = image.clone(), torch.zeros(1, height, width)

@@ -65,7 +65,7 @@ class ViewFeatures:
             return view_features
         if getattr(datamodule, "train_augmentations", None) is not None:
             rank_zero_warn(
-                "cache_features is off: the datamodule has train_augmentations, which change images "
+                "The feature cache is off: the datamodule has train_augmentations, which change images "
                 "every epoch. Use FastFlow's own `augmentation` to augment and cache."
             )
             return view_features
@@ -111,7 +111,8 @@ class ViewFeatures:
         ]
 
     def close(self, datamodule: AnomalibDataModule | None) -> None:
-        """Report and free the cache (its spill folder too) and give ``datamodule`` its training set back."""
+        """Report and free the cache (its spill folder too) and give ``datamodule`` its training set back
+        (if it still holds the wrapped one: a callback that swapped the set before may have restored it)."""
         if self.cache is not None:
             logger.info(
                 "Feature cache of process %d: %d samples of %d images, %.1f MiB in memory, %d on disk",
@@ -123,6 +124,6 @@ class ViewFeatures:
             )
             self.cache.clear()
             self.cache = None
-        if self.dataset is not None and datamodule is not None:
+        if self.dataset is not None and getattr(datamodule, "train_data", None) is self.dataset:
             datamodule.train_data = self.dataset.dataset
         self.dataset = None

@@ -8,10 +8,10 @@ common folder, so the same data trains the same way wherever it lives. Rotations
 or 270 degrees, so a view is lossless (no interpolation, no empty corners) and masks stay
 pixel-aligned with images.
 
-``affine`` adds, per view, a small random zoom, rotation and shift (the ranges of the paper's
-non-aligned test sets, ``geometry.Disturbance``; the image mirrored at its borders, so no flat area comes
-in): views of the part slightly out of place, for lines where parts are not perfectly aligned.
-It is off by default (``FastFlow(affine_augmentation=...)`` turns it on).
+``affine`` adds to every view but view 0 a small random zoom, rotation and shift (the ranges of
+the paper's non-aligned test sets, ``geometry.Disturbance``, scaled; the image mirrored at its
+borders, so no flat area comes in): views of the part slightly out of place, for lines where parts
+are not perfectly aligned. It is off by default (``FastFlow(affine_views=...)`` turns it on).
 
 Per-category defaults follow the paper's remark that some MVTec AD categories must not be flipped or
 rotated (their orientation is part of what is normal, e.g. transistor): see ``SAFE_AUGMENTATIONS``.
@@ -39,16 +39,14 @@ class Augmentation:
         hflip: Horizontal flip probability (paper: 0.5).
         vflip: Vertical flip probability (paper: 0.3).
         rotation: Probability of a rotation by 90, 180 or 270 degrees (paper: 0.7).
-        affine: Probability of a small random zoom, rotation and shift (``AFFINE_RANGES``).
-        affine_scale: Their ranges as a multiple of ``AFFINE_RANGES`` (0.25: +-3.75 degrees,
-            +-3.75% shift, zoom 0.96-1.04, about how far a part placed by hand moves).
+        affine: Ranges of a random zoom, rotation and shift as a multiple of ``AFFINE_RANGES``
+            (0: none; 0.25: +-3.75 degrees, +-3.75% shift, zoom 0.96-1.04).
     """
 
     hflip: float = 0.0
     vflip: float = 0.0
     rotation: float = 0.0
     affine: float = 0.0
-    affine_scale: float = 1.0
 
     @property
     def enabled(self) -> bool:
@@ -77,20 +75,19 @@ SAFE_AUGMENTATIONS: dict[str, Augmentation] = {
 
 
 def resolve_augmentation(
-    choice: AugmentationChoice, category: str | None, affine: float = 0.0, affine_scale: float = 1.0
+    choice: AugmentationChoice, category: str | None, affine: float = 0.0
 ) -> Augmentation:
     """The augmentation for ``choice`` (``auto``: the safe default of ``category``, none if unknown),
-    with small affine views at probability ``affine``, their ranges ``affine_scale`` times ``AFFINE_RANGES``.
+    with affine views of ranges ``affine`` times ``AFFINE_RANGES`` (0: none).
 
     Raises:
         ValueError: ``choice`` is not one of auto, paper or none.
     """
     choices = {"paper": PAPER_AUGMENTATION, "none": NO_AUGMENTATION}
-    affine_views = {"affine": affine, "affine_scale": affine_scale}
     if choice == "auto":
-        return replace(SAFE_AUGMENTATIONS.get(category or "", NO_AUGMENTATION), **affine_views)
+        return replace(SAFE_AUGMENTATIONS.get(category or "", NO_AUGMENTATION), affine=affine)
     if choice in choices:
-        return replace(choices[choice], **affine_views)
+        return replace(choices[choice], affine=affine)
     msg = f"augmentation={choice!r} is not one of 'auto', 'paper', 'none'."
     raise ValueError(msg)
 
@@ -128,7 +125,7 @@ class TrainingViews:
         generator = torch.Generator().manual_seed(zlib.crc32(f"{self.seed}/{self.key(path)}/{view}".encode()))
         draws = torch.rand(4, generator=generator).tolist()
         turns = 1 + int(draws[3] * 3) if draws[2] < self.augmentation.rotation else 0
-        affine = torch.rand(1, generator=generator).item() < self.augmentation.affine
+        affine = self.augmentation.affine > 0
         return draws[0] < self.augmentation.hflip, draws[1] < self.augmentation.vflip, turns, affine
 
     def views_for_epoch(self, paths: Sequence[str], epoch: int) -> list[int]:
@@ -149,7 +146,9 @@ class TrainingViews:
             image = image.rot90(turns, dims=(-2, -1))
             if affine:
                 key = f"{self.seed}/{self.key(path)}/{view}/affine"
-                params = draw_params(AFFINE_RANGES.scaled(self.augmentation.affine_scale), tuple(image.shape[-2:]), key)
+                params = draw_params(
+                    AFFINE_RANGES.scaled(self.augmentation.affine), tuple(image.shape[-2:]), key
+                )
                 image, _ = disturb(image, None, params, "reflect", AFFINE_RANGES.interpolation)
             transformed.append(image)
         return torch.stack(transformed)
