@@ -1,4 +1,4 @@
-"""Why does PatchCore lead on real solar cells, and which change closes the gap where it was not chosen?
+"""Why does PatchCore lead on solar cells and hand-placed parts, and what closes the gap where not chosen?
 
     python studies/patchcore_gap_study.py --source elpv --variants default --baselines anomalib_patchcore \
         --seeds 0 1 2 --output docs/patchcore_gap
@@ -6,8 +6,9 @@
 Sources (``SOURCES``): ``elpv`` (real defects: ELPV's monocrystalline solar cells, 200 and 32
 training images, 100 good and 100 defective test cells; the split drawn by the seed, built under
 ``<root>/elpv/seed_<seed>`` from the installed ``elpv-dataset`` package; image AUROC only),
-``line`` (the drawn production-line parts with pose and light nuisance) and ``demo`` (the demo's
-objects and textures). Our FastFlow runs as each of ``--variants`` (``VARIANTS``: one cause changed
+``line`` (the drawn production-line parts with pose and light nuisance, ``docs/nuisance.md``) and
+``demo`` (the demo's objects and textures); the drawn data is the same for every seed (the default
+draw), the seed changes the training. Our FastFlow runs as each of ``--variants`` (``VARIANTS``: one cause changed
 at a time against the defaults, default budget unless the variant sets one); anomalib's models as
 the benchmark builds them on the same backbone, input and pre-processing: PatchCore with its
 defaults, anomalib's Fastflow for ``--fastflow-epochs``. Rows go to ``<output>/runs.csv`` as they
@@ -33,6 +34,7 @@ from anomalib_fastflow.benchmark.report import provenance
 from anomalib_fastflow.benchmark.results_table import ResultsTable
 from anomalib_fastflow.benchmark.training import seeded, train_and_test
 from anomalib_fastflow.data.demo import CATEGORIES as DEMO_CATEGORIES
+from anomalib_fastflow.data.demo import build_demo_categories
 from anomalib_fastflow.data.elpv import TRAIN_SIZES, category_name
 from anomalib_fastflow.data.line import CATEGORIES as LINE_CATEGORIES
 from anomalib_fastflow.hardware import cpu_model_and_flags
@@ -49,6 +51,8 @@ class Variant:
 VARIANTS: dict[str, Variant] = {  # the top-k, channel-norm, max-fusion and log-likelihood rows of
     # docs/patchcore_gap/runs.csv were options until 0.2.0 (commit f2f10d9 runs them)
     "default": Variant(),
+    "pose_views": Variant({"affine_views": 0.25}),
+    "full_range_views": Variant({"affine_views": 1.0}),
     "pool3": Variant({"feature_pooling": 3}),
     "stride_8_16": Variant({"layers": [2, 3]}),
     "pool3_stride_8_16": Variant({"feature_pooling": 3, "layers": [2, 3]}),
@@ -75,10 +79,18 @@ def machine() -> str:
 
 
 def data_spec(source: str, root: Path, seed: int) -> DataSpec:
-    """The dataset of ``source``; ELPV's split depends on the seed, so each seed has a folder of its own."""
+    """The dataset of ``source``; ELPV's split depends on the seed, so each seed has a folder of its own.
+
+    The drawn sources are built here with the default draw when missing, so that every seed trains on
+    the same images whichever seed runs first (``DataSpec`` would draw them with the run's seed).
+    """
     name, categories = SOURCES[source]
-    folder = root / "elpv" / f"seed_{seed}" if source == "elpv" else root / "demo"
-    return DataSpec(name=name, root=folder, categories=categories, batch_size=8)
+    if source == "elpv":
+        return DataSpec(name=name, root=root / "elpv" / f"seed_{seed}", categories=categories, batch_size=8)
+    missing = [category for category in categories if not (root / "demo" / category).is_dir()]
+    if missing:
+        build_demo_categories(root / "demo", missing)
+    return DataSpec(name=name, root=root / "demo", categories=categories, batch_size=8)
 
 
 def run(
@@ -189,7 +201,8 @@ def main() -> None:
         "--work", type=Path, default=Path("results/patchcore_gap_runs"), help="checkpoints and heatmaps"
     )
     args = parser.parse_args()
-    table = ResultsTable(args.output / "runs.csv", FIELDS, ("data", "model", "category", "seed"))
+    key = ("data", "model", "category", "seed")
+    table = ResultsTable(args.output / "runs.csv", FIELDS, key, defaults={"machine": "not recorded"})
     for path in args.merge:
         with path.open(newline="") as file:
             for row in csv.DictReader(file):
