@@ -8,9 +8,9 @@ training images, 100 good and 100 defective test cells; the split drawn by the s
 ``<root>/elpv/seed_<seed>`` from the installed ``elpv-dataset`` package; image AUROC only),
 ``line`` (the drawn production-line parts with pose and light nuisance, ``docs/nuisance.md``) and
 ``demo`` (the demo's objects and textures); the drawn data is the same for every seed (the default
-draw), the seed changes the training. Our FastFlow runs as each of ``--variants`` (``VARIANTS``: one cause changed
-at a time against the defaults, default budget unless the variant sets one); anomalib's models as
-the benchmark builds them on the same backbone, input and pre-processing: PatchCore with its
+draw), the seed changes the training. Our FastFlow runs as each of ``--variants`` (``VARIANTS``:
+one cause changed at a time against the defaults, default budget unless the variant sets one);
+anomalib's models as the benchmark builds them on the same backbone, input and pre-processing: PatchCore with its
 defaults, anomalib's Fastflow for ``--fastflow-epochs``. Rows go to ``<output>/runs.csv`` as they
 finish (a rerun resumes; ``--merge`` adds rows measured elsewhere, e.g. on a GPU), and
 ``<output>/README.md`` gets a table per source: per category and the mean over categories of the
