@@ -10,8 +10,8 @@ training images, 100 good and 100 defective test cells; the split drawn by the s
 ``demo`` (the demo's objects and textures); the drawn data is the same for every seed (the default
 draw), the seed changes the training. Our FastFlow runs as each of ``--variants`` (``VARIANTS``:
 one cause changed at a time against the defaults, default budget unless the variant sets one);
-anomalib's models as the benchmark builds them on the same backbone, input and pre-processing: PatchCore with its
-defaults, anomalib's Fastflow for ``--fastflow-epochs``. Rows go to ``<output>/runs.csv`` as they
+anomalib's models as the benchmark builds them on the same backbone, input and pre-processing:
+PatchCore with its defaults, anomalib's Fastflow for ``--fastflow-epochs``. Rows go to ``<output>/runs.csv`` as they
 finish (a rerun resumes; ``--merge`` adds rows measured elsewhere, e.g. on a GPU), and
 ``<output>/README.md`` gets a table per source: per category and the mean over categories of the
 mean over seeds, with fit time and the machine each row was measured on.
@@ -78,18 +78,18 @@ def machine() -> str:
     return torch.cuda.get_device_name() if torch.cuda.is_available() else cpu_model_and_flags()[0]
 
 
-def data_spec(source: str, root: Path, seed: int) -> DataSpec:
-    """The dataset of ``source``; ELPV's split depends on the seed, so each seed has a folder of its own.
+def data_spec(source: str, root: Path, seed: int, category: str) -> DataSpec:
+    """The dataset of ``source`` for a run on ``category``; ELPV's split depends on the seed, so each
+    seed has a folder of its own.
 
-    The drawn sources are built here with the default draw when missing, so that every seed trains on
-    the same images whichever seed runs first (``DataSpec`` would draw them with the run's seed).
+    A drawn category is built here with the default draw when missing, so that every seed trains on
+    the same images whichever seed runs first (``DataSpec`` would draw it with the run's seed).
     """
     name, categories = SOURCES[source]
     if source == "elpv":
         return DataSpec(name=name, root=root / "elpv" / f"seed_{seed}", categories=categories, batch_size=8)
-    missing = [category for category in categories if not (root / "demo" / category).is_dir()]
-    if missing:
-        build_demo_categories(root / "demo", missing)
+    if not (root / "demo" / category).is_dir():
+        build_demo_categories(root / "demo", [category])
     return DataSpec(name=name, root=root / "demo", categories=categories, batch_size=8)
 
 
@@ -106,7 +106,7 @@ def run(
             BUILDERS["fastflow"], OFFLINE_BACKBONE, evaluator=accuracy_evaluator(), **variant.options
         )
         epochs = variant.epochs
-    datamodule = data_spec(source, root, seed).datamodule(category, seed)
+    datamodule = data_spec(source, root, seed, category).datamodule(category, seed)
     validation = {} if epochs is None else {"check_val_every_n_epoch": epochs}
     accelerator = {"accelerator": "gpu", "devices": 1} if torch.cuda.is_available() else {}
     result = train_and_test(
