@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test clean-install
+.PHONY: setup demo lint test clean-install
 
 $(STAMP): pyproject.toml constraints/torch.txt
 	$(PYTHON) -m venv $(VENV)
@@ -16,7 +16,12 @@ setup: $(STAMP)
 demo: setup
 	$(BIN)/anomalib-fastflow demo
 
-test: setup
+# what CI checks: lint and format first (seconds), then the whole suite
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+test: lint
 	$(BIN)/python -m pytest
 
 # Release check: the built wheel, installed without extras into a fresh venv, used as a pip user would.

@@ -14,6 +14,8 @@ import timm
 import torch
 from torch import nn
 
+from .errors import InputError
+
 RANDOM_WEIGHTS = "random"
 PRETRAINED_WEIGHTS = "pretrained"
 OFFLINE_BACKBONE = "tf_efficientnet_lite0"
@@ -80,7 +82,7 @@ def resolve_preset(backbone: str) -> BackbonePreset:
     if not timm.is_model(backbone.split(".")[0]):
         close = get_close_matches(backbone, timm.list_models(), n=5)
         msg = f"Unknown backbone {backbone!r}: not a timm model name. Close names: {close or 'none'}."
-        raise ValueError(msg)
+        raise InputError(msg)
     model = timm.create_model(backbone, pretrained=False)
     size = timm.models.get_pretrained_cfg(backbone).input_size[-1] if _fixed_input_size(backbone) else 256
     if hasattr(model, "patch_embed"):
@@ -134,12 +136,12 @@ def load_weights_file(model: nn.Module, path: Path, backbone: str) -> None:
                 f"Weights file {path} does not fit backbone {backbone!r}: it holds {len(state)} tensors, "
                 f"the model {len(target)}, and neither their names nor their shapes in order agree."
             )
-            raise ValueError(msg)
+            raise InputError(msg)
         state = dict(zip(target, state.values(), strict=True))
     mismatched = [key for key, tensor in state.items() if tensor.shape != target[key].shape]
     if mismatched:
         msg = f"Weights file {path} does not fit backbone {backbone!r}: shapes differ at {mismatched[:3]}."
-        raise ValueError(msg)
+        raise InputError(msg)
     model.load_state_dict(state)
 
 
@@ -201,14 +203,14 @@ class FeatureExtractor(nn.Module):
         model = create_timm_model(backbone, weights, input_size)
         if not hasattr(model, "forward_intermediates"):
             msg = f"Backbone {backbone!r} has no `forward_intermediates` in timm, so FastFlow cannot take its features."
-            raise ValueError(msg)
+            raise InputError(msg)
         depth = len(model.feature_info)
         bad = [layer for layer in layers if not 0 <= layer < depth]
         if bad or not layers:
             msg = (
                 f"layers={list(layers)} do not fit backbone {backbone!r}: valid indices are 0 to {depth - 1}."
             )
-            raise ValueError(msg)
+            raise InputError(msg)
         self.layers = model.prune_intermediate_layers(
             list(layers), prune_norm=not final_norm, prune_head=True
         )

@@ -18,22 +18,27 @@ from anomalib.metrics import Evaluator
 from anomalib.models.components import AnomalibModule
 from anomalib.post_processing import PostProcessor
 from anomalib.pre_processing import PreProcessor
+from anomalib.utils.serialization import anomalib_safe_globals
 from anomalib.visualization import Visualizer
 from lightning.pytorch import Callback
+from lightning.pytorch.utilities import rank_zero_info
 from lightning.pytorch.utilities.types import STEP_OUTPUT, OptimizerLRScheduler
 from torchvision.transforms.v2 import Compose, Normalize, Resize
 
 from .backbones import OFFLINE_BACKBONE, PRETRAINED_WEIGHTS, normalization, resolve_preset
 from .channel_permutation import permutations_as_convolutions
 from .checkpoint import (
+    CheckpointFile,
     add_missing_post_processor_state,
-    check_fastflow_checkpoint,
     check_network_fits,
+    read_fastflow_checkpoint,
     take_own_metric_state,
     warn_if_scoring_differs,
 )
 from .data.checks import DataCheck
+from .errors import InputError, require_at_least
 from .loss import negative_log_likelihood
+from .patch_features import PatchFeatures
 from .post_processor import FastFlowPostProcessor
 from .removed_options import take_removed
 from .torch_model import FastFlowModel
@@ -49,6 +54,7 @@ from .training.views import AugmentationChoice
 LRSchedule = Literal["constant", "one_cycle"]
 FUSED_ADAM_DEVICES = {"cpu", "cuda"}
 WEIGHT_DECAY = 1e-5  # Adam's, the paper's
+MIN_INPUT_SIZE = 32  # pixels a side: the deepest stage of a stride-32 backbone still has a position
 
 
 class FastFlow(AnomalibModule):
@@ -97,9 +103,10 @@ class FastFlow(AnomalibModule):
             default loads; otherwise a one-line message says what to do.
 
     Raises:
-        ValueError: Unknown backbone, layers outside it, an input size that disagrees with the
-            given pre-processor, fewer than one augmentation view, a negative ``affine_views`` or
-            ``self_validation``, or an unknown ``augmentation``.
+        InputError: (a ``ValueError``) Unknown backbone, layers outside it, an input side below
+            32 pixels or one that disagrees with the given pre-processor, fewer than one flow step,
+            a hidden ratio or learning rate that is not positive, fewer than one augmentation view,
+            a negative ``affine_views`` or ``self_validation``, or an unknown ``augmentation``.
     """
 
     def __init__(
@@ -129,9 +136,19 @@ class FastFlow(AnomalibModule):
         affine_views, cache_memory_gb = take_removed(removed, affine_views, cache_memory_gb)
         if self_validation < 0:
             msg = f"self_validation={self_validation}: hold out 0 (off) or more normal training images."
-            raise ValueError(msg)
+            raise InputError(msg)
         preset = resolve_preset(backbone)
         requested_size = (input_size, input_size) if isinstance(input_size, int) else input_size
+        for side in requested_size or ():
+            require_at_least("input_size", side, MIN_INPUT_SIZE, "each side of the network's input in pixels")
+        if flow_steps is not None:
+            require_at_least("flow_steps", flow_steps, 1, "the coupling steps per flow")
+        if hidden_ratio is not None and not hidden_ratio > 0:
+            msg = f"hidden_ratio={hidden_ratio}: the subnets' hidden channels per input channel must be positive."
+            raise InputError(msg)
+        if not lr > 0:
+            msg = f"lr={lr}: the learning rate must be positive."
+            raise InputError(msg)
         if pre_processor is True:
             size = tuple(requested_size or (preset.input_size, preset.input_size))
             pre_processor = self.configure_pre_processor(size, backbone)
@@ -143,10 +160,10 @@ class FastFlow(AnomalibModule):
         )
         if self.input_size is None:
             msg = "FastFlow needs a fixed input size: give `input_size` or a pre-processor that resizes."
-            raise ValueError(msg)
+            raise InputError(msg)
         if requested_size is not None and tuple(requested_size) != tuple(self.input_size):
             msg = f"input_size={tuple(requested_size)} disagrees with the pre-processor's {tuple(self.input_size)}."
-            raise ValueError(msg)
+            raise InputError(msg)
         self.model = FastFlowModel(
             backbone=backbone,
             layers=preset.layers if layers is None else layers,
@@ -181,16 +198,24 @@ class FastFlow(AnomalibModule):
         return FastFlowPostProcessor()
 
     @classmethod
-    def from_checkpoint(cls, path: str | Path) -> "FastFlow":
+    def from_checkpoint(cls, checkpoint: "str | Path | CheckpointFile") -> "FastFlow":
         """A trained FastFlow from a Lightning checkpoint, in eval mode on the CPU, its backbone
         weights read from the checkpoint (nothing downloaded).
 
+        The file is read once and unpickled weights-only (``checkpoint.read_fastflow_checkpoint``);
+        pass a ``CheckpointFile`` already read to keep its epochs and steps at hand.
+
         Raises:
-            FileNotFoundError: No file at ``path``.
-            ValueError: The checkpoint is not a FastFlow checkpoint (e.g. another anomalib model's).
+            MissingInputError: (a ``FileNotFoundError``) No file at the path.
+            InputError: (a ``ValueError``) The file is no PyTorch checkpoint, or not a FastFlow one.
         """
-        check_fastflow_checkpoint(path, cls.checkpoint_safe_globals())
-        return cls.load_from_checkpoint(path, map_location="cpu", weights="random").eval()
+        if not isinstance(checkpoint, CheckpointFile):
+            checkpoint = read_fastflow_checkpoint(checkpoint, cls.checkpoint_safe_globals())
+        with anomalib_safe_globals(extra=list(cls.checkpoint_safe_globals())):
+            model = cls.load_from_checkpoint(
+                checkpoint.stream(), map_location="cpu", weights_only=True, weights="random"
+            )
+        return model.eval()
 
     def training_step(self, batch: Batch, *args, **kwargs) -> STEP_OUTPUT:
         """Negative log-likelihood of the batch's features under the flows."""
@@ -227,12 +252,15 @@ class FastFlow(AnomalibModule):
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        """Load with this model's own metric state; refuse a checkpoint whose network differs.
+        """Load with this model's own metric state and the checkpoint's feature pooling; refuse a
+        checkpoint whose network differs.
 
         Metric state is not model state (``checkpoint``): a checkpoint trained with another
         evaluator or visualizer loads in test, predict and export, one from before
-        ``FastFlowPostProcessor`` too. Another smoothing loads with a warning: the checkpoint's
-        normalisation statistics were computed on other maps.
+        ``FastFlowPostProcessor`` too. The flows were trained on features pooled as the checkpoint
+        says (none when it predates ``feature_pooling``), so the model takes that pooling whatever
+        it was built with, and scores as the checkpoint's model did. Another smoothing loads with a
+        warning: the checkpoint's normalisation statistics were computed on other maps.
 
         Raises:
             ValueError: The checkpoint's tensors do not fit (another backbone, layers or size).
@@ -240,8 +268,19 @@ class FastFlow(AnomalibModule):
         take_own_metric_state(checkpoint, self)
         add_missing_post_processor_state(checkpoint, self)
         check_network_fits(checkpoint, self)
+        self._take_feature_pooling(checkpoint.get("hyper_parameters", {}).get("feature_pooling", 1))
         warn_if_scoring_differs(checkpoint, self)
         super().on_load_checkpoint(checkpoint)
+
+    def _take_feature_pooling(self, pooling: int) -> None:
+        """Pool the features as a checkpoint's flows were trained to see them (it has no weights)."""
+        if pooling != self.hparams.get("feature_pooling"):
+            rank_zero_info(
+                f"FastFlow: the checkpoint's flows were trained on features pooled with feature_pooling={pooling}; "
+                f"this model was built with {self.hparams.get('feature_pooling')}, and takes {pooling}."
+            )
+            self.model.patch_features = PatchFeatures(pooling)
+            self.hparams["feature_pooling"] = pooling
 
     def to_openvino(self, export_root: Path | str, *args: Any, **kwargs: Any) -> Path:
         """anomalib's export to an OpenVINO IR, with the flows' narrow channel permutations as exact

@@ -8,6 +8,8 @@ maps before the norms; ``pooling`` is the neighbourhood's side (1: none).
 import torch
 from torch import nn
 
+from .errors import InputError
+
 
 class PatchFeatures(nn.Module):
     """``[(N, C_i, H_i, W_i)] -> [(N, C_i, H_i, W_i)]``, each feature averaged over its neighbourhood.
@@ -24,7 +26,7 @@ class PatchFeatures(nn.Module):
         super().__init__()
         if pooling < 1 or pooling % 2 == 0:
             msg = f"feature_pooling={pooling}: the neighbourhood's side must be odd and at least 1."
-            raise ValueError(msg)
+            raise InputError(msg)
         self.pooling = nn.AvgPool2d(pooling, stride=1, padding=pooling // 2) if pooling > 1 else nn.Identity()
 
     def forward(self, features: list[torch.Tensor]) -> list[torch.Tensor]:

@@ -19,6 +19,7 @@ from torch import nn
 
 from .anomaly_map import AnomalyMapGenerator, image_score, smooth_map
 from .backbones import FeatureExtractor
+from .errors import InputError
 from .flow import build_flow
 from .patch_features import PatchFeatures
 
@@ -57,7 +58,7 @@ class FastFlowModel(nn.Module):
         super().__init__()
         if smoothing_sigma < 0:
             msg = f"smoothing_sigma={smoothing_sigma}: the map's smoothing must be 0 (none) or positive."
-            raise ValueError(msg)
+            raise InputError(msg)
         self.feature_extractor = FeatureExtractor(backbone, layers, weights, input_size, final_norm)
         self.feature_shapes = self.feature_extractor.feature_shapes(input_size)
         self.patch_features = PatchFeatures(feature_pooling)

@@ -19,9 +19,9 @@ import torch
 from anomalib.models.components import AnomalibModule
 
 from anomalib_fastflow import FastFlow
-from anomalib_fastflow.benchmark.report import provenance
 from anomalib_fastflow.export import OpenVINORuntime
 from anomalib_fastflow.export.parity import measure_latencies
+from anomalib_fastflow.provenance import provenance
 
 
 def main() -> None:

@@ -15,9 +15,9 @@ import numpy as np
 import torch
 
 from anomalib_fastflow import FastFlow
-from anomalib_fastflow.benchmark.report import provenance
 from anomalib_fastflow.data.arrays import split_arrays
 from anomalib_fastflow.metrics import auroc
+from anomalib_fastflow.provenance import provenance
 from anomalib_fastflow.torch_model import FastFlowModel
 
 # name -> (backbone under bf16 autocast, flows under bf16 autocast, latents rounded to bf16)

@@ -41,12 +41,12 @@ from anomalib_fastflow.backbones import OFFLINE_BACKBONE
 from anomalib_fastflow.benchmark.baselines import anomalib_fastflow
 from anomalib_fastflow.benchmark.datasets import DataSpec
 from anomalib_fastflow.benchmark.grid import accuracy_evaluator
-from anomalib_fastflow.benchmark.report import provenance
 from anomalib_fastflow.benchmark.results_table import ResultsTable
 from anomalib_fastflow.benchmark.training import seeded
 from anomalib_fastflow.data.arrays import split_arrays
 from anomalib_fastflow.data.demo import CATEGORIES, OBJECTS
 from anomalib_fastflow.loss import negative_log_likelihood
+from anomalib_fastflow.provenance import provenance
 from anomalib_fastflow.training.schedule import one_cycle
 
 FIELDS = (

@@ -33,11 +33,11 @@ from anomalib.engine import Engine
 from anomalib_fastflow import FastFlow
 from anomalib_fastflow.benchmark.baselines import anomalib_fastflow
 from anomalib_fastflow.benchmark.inference import ModuleRuntime, PreProcessedBackbone, backbone_onnx
-from anomalib_fastflow.benchmark.report import provenance
 from anomalib_fastflow.export import OnnxRuntime, OpenVINORuntime, TorchRuntime, export_formats
 from anomalib_fastflow.export.availability import openvino_bf16_unavailable_reason
 from anomalib_fastflow.export.parity import measure_latencies
 from anomalib_fastflow.export.runtimes import Runtime
+from anomalib_fastflow.provenance import provenance
 from anomalib_fastflow.timing import Latency
 
 RUNTIMES = ("torch", "onnxruntime", "openvino", "openvino_bf16")

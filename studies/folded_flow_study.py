@@ -37,10 +37,10 @@ from torch import nn
 from torch.nn import functional as F
 
 from anomalib_fastflow import FastFlow
-from anomalib_fastflow.benchmark.report import provenance
 from anomalib_fastflow.export import OnnxRuntime, OpenVINORuntime, export_formats
 from anomalib_fastflow.export.parity import measure_latencies
 from anomalib_fastflow.flow import FastFlowBlock
+from anomalib_fastflow.provenance import provenance
 
 # variant -> keep the last step's permutation (None: the flows as trained)
 VARIANTS: dict[str, bool | None] = {"plain": None, "folded": True, "folded, last permutation dropped": False}

@@ -16,7 +16,7 @@ import torch
 
 from anomalib_fastflow import FastFlow
 from anomalib_fastflow.benchmark.baselines import anomalib_fastflow
-from anomalib_fastflow.benchmark.report import provenance
+from anomalib_fastflow.provenance import provenance
 from anomalib_fastflow.timing import interleaved_latencies
 
 

@@ -18,10 +18,10 @@ from tempfile import TemporaryDirectory
 import openvino
 
 from anomalib_fastflow import FastFlow
-from anomalib_fastflow.benchmark.report import provenance
 from anomalib_fastflow.data.arrays import split_arrays
 from anomalib_fastflow.export import OpenVINORuntime, TorchRuntime, export_formats, parity_report
 from anomalib_fastflow.export.mixed_precision import keep_stem_f32
+from anomalib_fastflow.provenance import provenance
 
 # variant -> (ops kept f32: None for none, else keep_stem_f32's (min_scale, max_convolutions);
 # inference precision)

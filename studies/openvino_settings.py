@@ -20,7 +20,6 @@ import openvino
 import torch
 
 from anomalib_fastflow import FastFlow
-from anomalib_fastflow.benchmark.report import provenance
 from anomalib_fastflow.export import (
     OnnxRuntime,
     TorchRuntime,
@@ -35,6 +34,7 @@ from anomalib_fastflow.export.openvino_compile import (
 )
 from anomalib_fastflow.export.parity import measure_latencies
 from anomalib_fastflow.export.runtimes import Runtime
+from anomalib_fastflow.provenance import provenance
 
 # name -> (OpenVINO config beyond the f32 precision hint, batch axis fixed, image size fixed,
 # IR: "exported" (ours) or "gathers" (the ONNX file as converted: every permutation a Gather))

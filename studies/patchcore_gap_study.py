@@ -3,7 +3,7 @@
     python studies/patchcore_gap_study.py --source elpv --variants default --baselines anomalib_patchcore \
         --seeds 0 1 2 --output docs/patchcore_gap
 
-Sources (``SOURCES``): ``elpv`` (real defects: ELPV's monocrystalline solar cells, 200 and 32
+Sources (``SOURCES``): ``elpv`` (real defects: ELPV's monocrystalline solar cells, 200, 100 and 32
 training images, 100 good and 100 defective test cells; the split drawn by the seed, built under
 ``<root>/elpv/seed_<seed>`` from the installed ``elpv-dataset`` package; image AUROC only),
 ``line`` (the drawn production-line parts with pose and light nuisance, ``docs/nuisance.md``) and
@@ -11,7 +11,8 @@ training images, 100 good and 100 defective test cells; the split drawn by the s
 draw), the seed changes the training. Our FastFlow runs as each of ``--variants`` (``VARIANTS``:
 one cause changed at a time against the defaults, default budget unless the variant sets one);
 anomalib's models as the benchmark builds them on the same backbone, input and pre-processing:
-PatchCore with its defaults, anomalib's Fastflow for ``--fastflow-epochs``. Rows go to ``<output>/runs.csv`` as they
+PatchCore with its defaults, anomalib's Fastflow for ``--fastflow-epochs``, anomalib's Patchflow for
+``--patchflow-epochs`` (it has no budget of its own). Rows go to ``<output>/runs.csv`` as they
 finish (a rerun resumes; ``--merge`` adds rows measured elsewhere, e.g. on a GPU), and
 ``<output>/README.md`` gets a table per source: per category and the mean over categories of the
 mean over seeds, with fit time and the machine each row was measured on.
@@ -30,7 +31,6 @@ import torch
 from anomalib_fastflow.backbones import OFFLINE_BACKBONE
 from anomalib_fastflow.benchmark.datasets import DataSpec
 from anomalib_fastflow.benchmark.grid import BUILDERS, accuracy_evaluator
-from anomalib_fastflow.benchmark.report import provenance
 from anomalib_fastflow.benchmark.results_table import ResultsTable
 from anomalib_fastflow.benchmark.training import seeded, train_and_test
 from anomalib_fastflow.data.demo import CATEGORIES as DEMO_CATEGORIES
@@ -38,14 +38,38 @@ from anomalib_fastflow.data.demo import build_demo_categories
 from anomalib_fastflow.data.elpv import TRAIN_SIZES, category_name
 from anomalib_fastflow.data.line import CATEGORIES as LINE_CATEGORIES
 from anomalib_fastflow.hardware import cpu_model_and_flags
+from anomalib_fastflow.lightning_model import FastFlow
+from anomalib_fastflow.patch_features import PatchFeatures
+from anomalib_fastflow.provenance import provenance
 
 
 @dataclasses.dataclass(frozen=True)
 class Variant:
-    """Our FastFlow with some constructor ``options`` changed, trained for ``epochs`` (None: its default budget)."""
+    """Our FastFlow with some constructor ``options`` changed, trained for ``epochs`` (None: its default
+    budget); ``stage_pooling`` (one odd side per stage) replaces ``feature_pooling``'s one side for all."""
 
     options: dict[str, object] = dataclasses.field(default_factory=dict)
     epochs: int | None = None
+    stage_pooling: tuple[int, ...] | None = None
+
+
+class StagePooling(torch.nn.Module):
+    """``[(N, C_i, H_i, W_i)] -> same shapes``: stage ``i`` averaged over its ``sides[i]`` neighbourhood."""
+
+    def __init__(self, sides: tuple[int, ...]) -> None:
+        super().__init__()
+        self.stages = torch.nn.ModuleList(PatchFeatures(side) for side in sides)
+
+    def forward(self, features: list[torch.Tensor]) -> list[torch.Tensor]:
+        return [stage([feature])[0] for stage, feature in zip(self.stages, features, strict=True)]
+
+
+def build_variant(variant: Variant, *args: object, **kwargs: object) -> FastFlow:
+    """Our FastFlow as ``BUILDERS["fastflow"]`` builds it, with ``variant``'s options and pooling."""
+    model = BUILDERS["fastflow"](*args, **kwargs, **variant.options)
+    if variant.stage_pooling is not None:
+        model.model.patch_features = StagePooling(variant.stage_pooling)
+    return model
 
 
 VARIANTS: dict[str, Variant] = {  # the top-k, channel-norm, max-fusion and log-likelihood rows of
@@ -54,6 +78,8 @@ VARIANTS: dict[str, Variant] = {  # the top-k, channel-norm, max-fusion and log-
     "pose_views": Variant({"affine_views": 0.25}),
     "full_range_views": Variant({"affine_views": 1.0}),
     "pool3": Variant({"feature_pooling": 3}),
+    "pool3_fine": Variant(stage_pooling=(3, 3, 1)),
+    "pool3_coarse": Variant(stage_pooling=(1, 3, 3)),
     "stride_8_16": Variant({"layers": [2, 3]}),
     "pool3_stride_8_16": Variant({"feature_pooling": 3, "layers": [2, 3]}),
     "pool5_stride_8_16": Variant({"feature_pooling": 5, "layers": [2, 3]}),
@@ -65,7 +91,7 @@ SOURCES: dict[str, tuple[str, list[str]]] = {
     "line": ("demo", list(LINE_CATEGORIES)),
     "demo": ("demo", list(DEMO_CATEGORIES)),
 }
-BASELINES = ("anomalib_patchcore", "anomalib_fastflow")
+BASELINES = ("anomalib_patchcore", "anomalib_fastflow", "anomalib_patchflow")
 FIELDS = (
     "data", "model", "category", "seed", "status", "image_AUROC", "pixel_AUROC", "pixel_AUPRO",
     "fit_seconds", "machine", "error",
@@ -94,17 +120,16 @@ def data_spec(source: str, root: Path, seed: int, category: str) -> DataSpec:
 
 
 def run(
-    source: str, root: Path, model: str, category: str, seed: int, fastflow_epochs: int, work: Path
+    source: str, root: Path, model: str, category: str, seed: int, baseline_epochs: dict[str, int], work: Path
 ) -> dict[str, object]:
-    """Train and test one model (a variant name of ours, or a baseline) on one category."""
+    """Train and test one model (a variant name of ours, or a baseline) on one category; a baseline
+    trains for ``baseline_epochs[model]`` epochs (PatchCore: 1)."""
     if model in BUILDERS:
         build = partial(BUILDERS[model], OFFLINE_BACKBONE, evaluator=accuracy_evaluator())
-        epochs = fastflow_epochs if model == "anomalib_fastflow" else 1
+        epochs = baseline_epochs.get(model, 1)
     else:
         variant = VARIANTS[model]
-        build = partial(
-            BUILDERS["fastflow"], OFFLINE_BACKBONE, evaluator=accuracy_evaluator(), **variant.options
-        )
+        build = partial(build_variant, variant, OFFLINE_BACKBONE, evaluator=accuracy_evaluator())
         epochs = variant.epochs
     datamodule = data_spec(source, root, seed, category).datamodule(category, seed)
     validation = {} if epochs is None else {"check_val_every_n_epoch": epochs}
@@ -189,7 +214,8 @@ def main() -> None:
     parser.add_argument("--categories", nargs="+", default=None)
     parser.add_argument("--variants", nargs="*", default=["default"], choices=list(VARIANTS))
     parser.add_argument("--baselines", nargs="*", default=[], choices=list(BASELINES))
-    parser.add_argument("--fastflow-epochs", type=int, default=30)
+    parser.add_argument("--fastflow-epochs", type=int, default=30, help="anomalib's Fastflow's budget")
+    parser.add_argument("--patchflow-epochs", type=int, default=10, help="anomalib's Patchflow's budget")
     parser.add_argument("--seeds", nargs="+", type=int, default=[0])
     parser.add_argument(
         "--merge", type=Path, nargs="*", default=[], help="runs.csv files measured elsewhere to add"
@@ -209,6 +235,7 @@ def main() -> None:
                 if row["status"] == "ok":
                     table.add(row)
     categories = args.categories or SOURCES[args.source][1]
+    epochs = {"anomalib_fastflow": args.fastflow_epochs, "anomalib_patchflow": args.patchflow_epochs}
     for seed in args.seeds:
         for model in [*args.baselines, *args.variants]:
             for category in categories:
@@ -216,9 +243,7 @@ def main() -> None:
                     continue
                 print(f"{args.source} {model} {category} seed {seed}", flush=True)
                 try:
-                    table.add(
-                        run(args.source, args.root, model, category, seed, args.fastflow_epochs, args.work)
-                    )
+                    table.add(run(args.source, args.root, model, category, seed, epochs, args.work))
                 except Exception as error:
                     table.add({"data": args.source, "model": model, "category": category, "seed": seed,
                                "status": "failed", "error": str(error)[:300]})  # fmt: skip

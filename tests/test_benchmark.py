@@ -21,7 +21,7 @@ from anomalib_fastflow.benchmark.epoch_time import (
 )
 from anomalib_fastflow.benchmark.grid import BenchmarkConfig, Timing, run_grid
 from anomalib_fastflow.benchmark.inference import inference_cost, parameter_counts
-from anomalib_fastflow.benchmark.report import write_report
+from anomalib_fastflow.benchmark.tables import write_report
 from anomalib_fastflow.benchmark.training import TrainingResult, seeded, train_and_test
 from anomalib_fastflow.export import tensorrt_unavailable_reason
 
@@ -154,6 +154,7 @@ def test_grid_records_failures_resumes_and_reports(tiny_dataset: Path, tmp_path:
 
 def test_cli_commands_have_their_documented_names(tmp_path: Path, monkeypatch) -> None:
     from anomalib_fastflow import cli
+    from anomalib_fastflow.data import demo, line
     from anomalib_fastflow.data.demo import ALL_CATEGORIES
 
     monkeypatch.setattr(
@@ -161,12 +162,14 @@ def test_cli_commands_have_their_documented_names(tmp_path: Path, monkeypatch) -
     )
     calls = []
     monkeypatch.setattr(
-        cli,
-        "build_demo_categories",
-        lambda root, categories, seed: calls.append((root, categories, seed)) or root,
+        demo, "build_demo_dataset", lambda root, categories, seed: calls.append((root, categories))
+    )
+    monkeypatch.setattr(
+        line, "build_line_dataset", lambda root, categories, seed: calls.append((root, categories))
     )
     cli.main()
-    assert calls == [(tmp_path / "demo", list(ALL_CATEGORIES), 0)]
+    assert calls == [(tmp_path / "demo", list(demo.CATEGORIES)), (tmp_path / "demo", list(line.CATEGORIES))]
+    assert list(demo.CATEGORIES) + list(line.CATEGORIES) == list(ALL_CATEGORIES)
 
 
 @pytest.mark.slow

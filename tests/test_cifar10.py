@@ -13,7 +13,7 @@ from PIL import Image
 from anomalib_fastflow import CIFAR10
 from anomalib_fastflow.benchmark.datasets import DataSpec
 from anomalib_fastflow.benchmark.grid import BenchmarkConfig, Timing, run_grid
-from anomalib_fastflow.benchmark.report import write_report
+from anomalib_fastflow.benchmark.tables import write_report
 from anomalib_fastflow.data.cifar10 import BATCHES, CLASSES, write_one_class
 
 TRAIN_PER_CLASS_PER_BATCH, TEST_PER_CLASS = 2, 3

@@ -13,7 +13,7 @@ from anomalib.data.utils import read_image
 from anomalib.deploy import TorchInferencer
 
 from anomalib_fastflow.channel_permutation import permutations_as_convolutions
-from anomalib_fastflow.cli import demo
+from anomalib_fastflow.demo import run_demo
 from anomalib_fastflow.export import openvino_inferencer
 
 ANOMALIB = str(Path(sys.executable).with_name("anomalib"))
@@ -82,7 +82,9 @@ def test_anomalib_cli_trains_tests_predicts_and_exports(
 
 
 def test_demo_reaches_useful_auroc_and_writes_heatmaps(tmp_path: Path) -> None:
-    rows = demo(root=tmp_path / "data", output=tmp_path / "results", categories=["brick"], max_epochs=8)
+    rows = run_demo(
+        root=tmp_path / "data", output=tmp_path / "results", categories=["brick"], max_epochs=8
+    ).rows
     [row] = rows
     assert row["epochs"] == 8
     assert row["image_AUROC"] >= 0.9, row

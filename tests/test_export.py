@@ -19,7 +19,6 @@ from anomalib.engine import Engine
 from lightning.pytorch import seed_everything
 
 from anomalib_fastflow import FastFlow, MVTec, build_demo_dataset
-from anomalib_fastflow.cli import export
 from anomalib_fastflow.data.arrays import split_arrays
 from anomalib_fastflow.export import (
     OnnxRuntime,
@@ -33,6 +32,7 @@ from anomalib_fastflow.export import (
     tensorrt_unavailable_reason,
     torch_bf16_unavailable_reason,
 )
+from anomalib_fastflow.export.check import export_and_check
 from anomalib_fastflow.export.mixed_precision import KEEP_PRECISION, KEPT_PRECISION, keep_stem_f32
 from anomalib_fastflow.export.openvino_compile import compiled_precision, weights_precision
 from anomalib_fastflow.hardware import describe_cpu
@@ -64,7 +64,9 @@ def report(trained: dict[str, Path]) -> dict[str, object]:
         "openvino_int8_ptq",
         "openvino_bf16",
     ]
-    rows = export(trained["checkpoint"], trained["data"], "brick", output=output, formats=formats, repeats=2)
+    rows = export_and_check(
+        trained["checkpoint"], trained["data"], "brick", output=output, formats=formats, repeats=2
+    ).rows
     return {"rows": {row.name: row for row in rows}, "output": output}
 
 

@@ -11,12 +11,14 @@ LAYERS = {
     "geometry": 1,
     "hardware": 1,
     "checkpoint": 1,
+    "errors": 1,
     "extras": 1,
     "packaged_configs": 1,
     "timing": 1,
     "metrics": 1,
     "quiet": 1,
     "removed_options": 1,
+    "provenance": 1,
     "data": 2,
     "backbones": 3,
     "flow": 3,
@@ -31,6 +33,7 @@ LAYERS = {
     "export": 6,
     "benchmark": 7,
     "report": 7,
+    "demo": 7,
     "cli": 8,
     "": 8,  # the package itself: its public names
 }

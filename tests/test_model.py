@@ -252,10 +252,35 @@ def test_checkpoint_scored_otherwise_loads_with_a_warning_naming_the_settings() 
         warnings.simplefilter("always")
         FastFlow(input_size=64, flow_steps=2).on_load_checkpoint(dict(checkpoint))
     assert not [warning for warning in same_scoring if "scored its maps" in str(warning.message)]
-    model = FastFlow(input_size=64, flow_steps=2, feature_pooling=3, smoothing_sigma=0.0)
-    expected = (
-        r"smoothing_sigma=4.0, feature_pooling=1; this model uses smoothing_sigma=0.0, feature_pooling=3"
-    )
-    with pytest.warns(UserWarning, match=expected) as other_scoring:
+    model = FastFlow(input_size=64, flow_steps=2, smoothing_sigma=0.0)
+    with pytest.warns(
+        UserWarning, match=r"smoothing_sigma=4.0; this model uses smoothing_sigma=0.0"
+    ) as other:
         model.on_load_checkpoint(checkpoint)
-    assert any("validate first" in str(warning.message) for warning in other_scoring)
+    assert any("validate first" in str(warning.message) for warning in other)
+
+
+@pytest.mark.parametrize("saved_pooling", [1, 3, None], ids=["pooling_1", "pooling_3", "before_the_option"])
+def test_a_checkpoint_scores_with_the_feature_pooling_its_flows_were_trained_on(
+    saved_pooling: int | None,
+) -> None:
+    """Whatever the loading model was built with (and whatever the default is), the maps are those of
+    the checkpoint's model; a checkpoint saved before ``feature_pooling`` existed pooled nothing."""
+    torch.manual_seed(0)
+    trained = FastFlow(
+        input_size=64, flow_steps=2, weights="random", feature_pooling=saved_pooling or 1
+    ).eval()
+    images = torch.rand(2, 3, 64, 64)
+    with torch.no_grad():
+        expected = trained.model(images).anomaly_map
+    hparams = {
+        key: value for key, value in trained.hparams.items() if saved_pooling or key != "feature_pooling"
+    }
+    for built_with in (1, 3):
+        checkpoint = {"state_dict": dict(trained.state_dict()), "hyper_parameters": dict(hparams)}
+        model = FastFlow(input_size=64, flow_steps=2, weights="random", feature_pooling=built_with)
+        model.on_load_checkpoint(checkpoint)
+        model.load_state_dict(checkpoint["state_dict"])
+        with torch.no_grad():
+            torch.testing.assert_close(model.eval().model(images).anomaly_map, expected)
+        assert model.hparams.feature_pooling == (saved_pooling or 1)

@@ -11,11 +11,11 @@ import pytest
 import torch
 from lightning.pytorch.trainer.states import TrainerFn
 
-from anomalib_fastflow import cli
 from anomalib_fastflow.benchmark.datasets import DataSpec
 from anomalib_fastflow.benchmark.grid import BenchmarkConfig, run_grid
 from anomalib_fastflow.data.elpv import build_elpv_categories, category_name, read_labels, train_size
 from anomalib_fastflow.data.folder import folder_datamodule
+from anomalib_fastflow.demo import run_demo
 from anomalib_fastflow.extras import MissingExtraError
 from anomalib_fastflow.torch_model import FastFlowModel
 
@@ -123,10 +123,10 @@ def test_the_grid_and_the_demo_run_a_folder_without_masks(tiny_dataset: Path, tm
     [row], _ = run_grid(config)
     assert row["status"] == "ok", row["error"]
     assert not math.isnan(float(row["image_AUROC"])) and row["pixel_AUROC"] == row["pixel_AUPRO"] == ""
-    [demo_row] = cli.demo(
+    [demo_row] = run_demo(
         root=tmp_path / "data", output=tmp_path / "demo", categories=["brick"], max_epochs=1, batch_size=4,
         dataset="Folder",
-    )  # fmt: skip
+    ).rows  # fmt: skip
     assert demo_row["pixel_AUROC"] == "" and Path(demo_row["heatmaps"]).is_dir()
     with (tmp_path / "demo" / "metrics.csv").open() as file:
         assert next(csv.DictReader(file))["image_AUROC"] == str(demo_row["image_AUROC"])

@@ -1,8 +1,9 @@
 """anomalib's own models, built on the same backbone and input as our FastFlow for a fair comparison.
 
 PatchCore and CFlow take the backbone's stride-8/16 (PatchCore) and stride-8/16/32 (CFlow) stages,
-as anomalib's defaults do on Wide-ResNet50-2 (``layer2``, ``layer3`` [, ``layer4``]); backbones with
-packaged weights get them loaded into anomalib's feature extractor.
+as anomalib's defaults do on Wide-ResNet50-2 (``layer2``, ``layer3`` [, ``layer4``]); Patchflow
+(anomalib 2.7) takes its own feature indices 2-4 at three input resolutions; backbones with packaged
+weights get them loaded into anomalib's feature extractor.
 
 anomalib's ``Fastflow`` gets the same flow settings as our preset for the backbone (flow steps,
 subnet kernels, hidden ratio: the paper's), so the two differ only in implementation and training.
@@ -13,7 +14,7 @@ frozen feature extractor, with its norms and flows rebuilt exactly as its constr
 """
 
 import timm
-from anomalib.models import Cflow, Fastflow, Patchcore
+from anomalib.models import Cflow, Fastflow, Patchcore, Patchflow
 from anomalib.models.components import AnomalibModule
 from anomalib.models.image.fastflow.torch_model import create_fast_flow_block
 from torch import nn
@@ -144,3 +145,16 @@ def anomalib_cflow(backbone: str, weights: str = PRETRAINED_WEIGHTS, **kwargs: o
         **kwargs,
     )
     return _with_our_weights(model, model.model.encoder.feature_extractor, backbone, weights)
+
+
+def anomalib_patchflow(backbone: str, weights: str = PRETRAINED_WEIGHTS, **kwargs: object) -> Patchflow:
+    """anomalib's ``Patchflow`` (its defaults: 3x3-averaged features of indices 2-4 at three input
+    resolutions, a 1x1 adaptor to 128 channels, one flow step) on ``backbone`` at our preset's input."""
+    size = (resolve_preset(backbone).input_size,) * 2
+    model = Patchflow(
+        backbone=backbone,
+        pre_trained=_native_weights(backbone, weights),
+        pre_processor=FastFlow.configure_pre_processor(size, backbone),
+        **kwargs,
+    )
+    return _with_our_weights(model, model.model.feature_extractor.feature_extractor, backbone, weights)

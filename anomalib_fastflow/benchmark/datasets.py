@@ -28,7 +28,7 @@ class DataSpec:
             anomalib when ``root/category`` is missing and a network is there), ``Folder`` (each
             category a folder of ``train/good``, ``test/good``, ``test/<defect>`` and, optionally,
             ``ground_truth/<defect>`` masks: ``data.folder``), ``ELPV`` (solar cells as ``Folder``
-            categories ``mono_200``, ``mono_32``, split by the seed and built under ``root`` when
+            categories ``mono_200``, ``mono_100``, ``mono_32``, split by the seed and built under ``root`` when
             missing: ``data.elpv``), or ``CIFAR10`` one-class (``root`` holds
             ``cifar-10-batches-py``). Without masks only image metrics are computed.
         root: Dataset root folder.

@@ -27,13 +27,15 @@ from ..data.disturbed import Disturbance, write_disturbed_copy
 from ..export.availability import runtime_unavailable_reason
 from ..lightning_model import FastFlow
 from ..report import ReportCollector, describe_run, thresholds, write_page
-from .baselines import anomalib_cflow, anomalib_fastflow, anomalib_patchcore
+from .baselines import anomalib_cflow, anomalib_fastflow, anomalib_patchcore, anomalib_patchflow
 from .datasets import DataSpec
 from .inference import RuntimeUnavailable, inference_cost
 from .results_table import ResultsTable
 from .training import seeded, train_and_test
 
-ModelName = Literal["fastflow", "anomalib_fastflow", "anomalib_patchcore", "anomalib_cflow"]
+ModelName = Literal[
+    "fastflow", "anomalib_fastflow", "anomalib_patchcore", "anomalib_cflow", "anomalib_patchflow"
+]
 RuntimeName = Literal["torch", "onnxruntime", "openvino", "tensorrt", "tensorrt_fp16"]
 TestSet = Literal["aligned", "disturbed"]
 
@@ -48,6 +50,7 @@ BUILDERS: dict[str, Callable[..., AnomalibModule]] = {
     "anomalib_fastflow": anomalib_fastflow,
     "anomalib_patchcore": anomalib_patchcore,
     "anomalib_cflow": anomalib_cflow,
+    "anomalib_patchflow": anomalib_patchflow,
 }
 ACCURACY_FIELDS = (
     "model", "backbone", "category", "test_set", "status", "image_AUROC", "pixel_AUROC", "pixel_AUPRO",
@@ -107,6 +110,7 @@ class BenchmarkConfig:
             "anomalib_fastflow": 10,
             "anomalib_patchcore": 1,
             "anomalib_cflow": 2,
+            "anomalib_patchflow": 10,
         }
     )
     runtimes: dict[str, list[RuntimeName]] = field(

@@ -146,5 +146,4 @@ def compare_with_anomalib_fastflow(
         writer = csv.DictWriter(file, fieldnames=list(asdict(rows[0])))
         writer.writeheader()
         writer.writerows(asdict(row) for row in rows)
-    print(report)
     return rows

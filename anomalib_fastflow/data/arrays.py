@@ -11,6 +11,9 @@ from anomalib.data.datasets.base import AnomalibDataset
 from PIL import Image
 from torchvision.transforms.v2.functional import resize
 
+from ..errors import InputError
+from .checks import check_image_files
+
 
 def dataset_arrays(
     dataset: AnomalibDataset, size: tuple[int, int], limit: int | None = None
@@ -32,12 +35,13 @@ def split_arrays(
     """Images and labels of the MVTec-AD-layout split ``root/category/split`` (see ``dataset_arrays``).
 
     Raises:
-        ValueError: The split holds no images.
+        InputError: The split holds no images, or one of them cannot be read faithfully.
     """
     dataset = MVTecADDataset(root=root, category=category, split=split)
     if len(dataset) == 0:
         msg = f"No {split} images found in {Path(root) / category}"
-        raise ValueError(msg)
+        raise InputError(msg)
+    check_image_files(dataset.samples["image_path"])
     return dataset_arrays(dataset, size)
 
 

@@ -30,6 +30,7 @@ import numpy as np
 from skimage import data as skdata
 from skimage import draw, filters, transform
 
+from ..errors import InputError
 from . import line
 from .arrays import write_category
 
@@ -224,18 +225,30 @@ def build_demo_dataset(
 
 
 def build_demo_categories(
-    root: str | Path, categories: Sequence[str] = ALL_CATEGORIES, seed: int = 0
+    root: Path = Path("datasets/demo"), categories: Sequence[str] = ALL_CATEGORIES, seed: int = 0
 ) -> Path:
-    """Write any demo categories, aligned (``CATEGORIES``) or production-line (``line.CATEGORIES``),
-    each set with its own default sizes; return ``root``.
+    """Write the demo dataset (MVTec AD layout) under ``root`` and return ``root``.
+
+    Any demo categories, aligned (``CATEGORIES``) or production-line (``line.CATEGORIES``), each set
+    with its own default sizes.
+
+    Args:
+        root: Dataset root.
+        categories: The aligned textures and objects (``brick``, ``grass``, ``gravel``, ``cup``,
+            ``retina``) and the production-line parts with pose and light nuisance (``gear``,
+            ``nut``, ``label``, ``board``); all by default.
+        seed: Seed of every image drawn.
+
+    Returns:
+        ``root``.
 
     Raises:
-        ValueError: An unknown category.
+        InputError: An unknown category.
     """
     unknown = sorted(set(categories) - set(ALL_CATEGORIES))
     if unknown:
         msg = f"Unknown demo categories {unknown}; choose from {list(ALL_CATEGORIES)}."
-        raise ValueError(msg)
+        raise InputError(msg)
     aligned = [category for category in categories if category in CATEGORIES]
     parts = [category for category in categories if category in line.CATEGORIES]
     if aligned:

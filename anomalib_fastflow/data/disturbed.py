@@ -30,7 +30,9 @@ import torch
 from PIL import Image
 from torchvision.transforms.v2.functional import pil_to_tensor
 
+from ..errors import InputError, MissingInputError, require_at_least
 from ..geometry import Disturbance, disturb, draw_params
+from .checks import check_image_files
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 NORMAL_FOLDERS = ("good", "ok")  # MVTec AD's and BTAD's normal test images
@@ -54,43 +56,90 @@ def write_disturbed_copy(
     seed: int = 0,
     disturbance: Disturbance = Disturbance(),
 ) -> dict[str, int]:
-    """Write the disturbed copy of ``categories`` under ``output``; return test images written per category.
+    """Write a non-aligned copy of an MVTec-AD-layout dataset: the paper's disturbed test sets (Sec. 8).
+
+    Each test image (and its mask) is written ``copies`` times under a random zoom (ratio 0.85),
+    rotation (+-15 degrees) and translation (+-0.15 of the size); training images are copied
+    unchanged. Test any anomalib model on it with ``anomalib test ... --data MVTec --data.root
+    <output> --data.category <category>``. Every argument is checked before anything is written,
+    and the source is never written to.
+
+    Args:
+        root: Dataset root in MVTec AD layout (``<root>/<category>/test/<defect>/...``).
+        output: Root of the disturbed copy (its categories are replaced); not ``root`` nor inside it.
+        categories: Categories to copy.
+        copies: Disturbed copies per test image (the paper: 4).
+        seed: Seed of the transforms; the same seed writes the same files.
+        disturbance: Ranges, fill and resampling, e.g. ``--disturbance.max_rotation 10
+            --disturbance.fill reflect --disturbance.interpolation bilinear``.
+
+    Returns:
+        Test images written per category.
 
     Raises:
-        FileNotFoundError: A category has no ``test`` folder under ``root``.
-        ValueError: ``copies`` is below 1, or a defective test image has no mask (naming it).
+        MissingInputError: A category has no ``test`` folder under ``root``.
+        InputError: ``copies`` is below 1, ``output`` is ``root``, inside it or holds it, or a
+            defective test image has no mask (naming it).
     """
-    if copies < 1:
-        msg = f"copies={copies}: write at least one disturbed copy of each test image."
-        raise ValueError(msg)
+    require_at_least("copies", copies, 1, "the disturbed copies of each test image")
+    source_root, output_root = Path(root).resolve(), Path(output).resolve()
+    if output_root == source_root or source_root in output_root.parents or output_root in source_root.parents:
+        msg = (
+            f"output={output} and root={root}: the disturbed copy replaces its categories under output, "
+            "so output must be a folder outside the source dataset (and not one that holds it)."
+        )
+        raise InputError(msg)
+    plan = {category: _test_images(Path(root) / category) for category in categories}
     written = {}
-    for category in categories:
+    for category, images in plan.items():
         source, target = Path(root) / category, Path(output) / category
-        test_folder = source / "test"
-        if not test_folder.is_dir():
-            msg = f"No test folder at {test_folder}: give the root of an MVTec-AD-layout dataset."
-            raise FileNotFoundError(msg)
         if target.exists():
             shutil.rmtree(target)
         if (source / "train").is_dir():
             shutil.copytree(source / "train", target / "train")
-        images = sorted(path for path in test_folder.rglob("*") if path.suffix.lower() in IMAGE_SUFFIXES)
-        for path in images:
+        for path, mask_file in images:
             written[category] = written.get(category, 0) + copies
-            _write_copies(source, target, path, copies, seed, disturbance)
+            _write_copies(source, target, path, mask_file, copies, seed, disturbance)
     return written
 
 
+def _test_images(source: Path) -> list[tuple[Path, Path | None]]:
+    """Every test image of the category at ``source`` with its mask (None for a normal one), each
+    image and mask checked, before anything is written.
+
+    Raises:
+        MissingInputError: No ``test`` folder.
+        InputError: A defective test image without a mask where its defect has masks, or an
+            image or mask that cannot be read faithfully.
+    """
+    test_folder = source / "test"
+    if not test_folder.is_dir():
+        msg = f"No test folder at {test_folder}: give the root of an MVTec-AD-layout dataset."
+        raise MissingInputError(msg)
+    images = []
+    for path in sorted(path for path in test_folder.rglob("*") if path.suffix.lower() in IMAGE_SUFFIXES):
+        defect = path.parent.name
+        has_masks = defect not in NORMAL_FOLDERS and (source / "ground_truth" / defect).is_dir()
+        mask_file = _mask_path(source, path) if has_masks else None
+        if has_masks and mask_file is None:
+            msg = f"{path} is a defective test image without a mask in {source / 'ground_truth' / defect}."
+            raise InputError(msg)
+        images.append((path, mask_file))
+    check_image_files(file for image in images for file in image if file is not None)
+    return images
+
+
 def _write_copies(
-    source: Path, target: Path, path: Path, copies: int, seed: int, disturbance: Disturbance
+    source: Path,
+    target: Path,
+    path: Path,
+    mask_file: Path | None,
+    copies: int,
+    seed: int,
+    disturbance: Disturbance,
 ) -> None:
     """Write ``copies`` disturbed versions of one test image (and of its mask, for a defective one)."""
     defect = path.parent.name
-    has_masks = defect not in NORMAL_FOLDERS and (source / "ground_truth" / defect).is_dir()
-    mask_file = _mask_path(source, path) if has_masks else None
-    if has_masks and mask_file is None:
-        msg = f"{path} is a defective test image without a mask in {source / 'ground_truth' / defect}."
-        raise ValueError(msg)
     image = pil_to_tensor(Image.open(path).convert("RGB"))
     mask = pil_to_tensor(Image.open(mask_file).convert("L")) if mask_file else None
     if mask is not None:

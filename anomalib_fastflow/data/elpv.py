@@ -15,7 +15,8 @@ a category of its own with the same test images (whichever sizes are built, and 
     root/mono_200/train/good/cell0004.png
     root/mono_200/test/good/...
     root/mono_200/test/defective/...
-    root/mono_32/...            (the first 32 of mono_200's training images)
+    root/mono_100/...           (the first 100 of mono_200's training images)
+    root/mono_32/...            (the first 32)
 
 No masks: image metrics only.
 """
@@ -28,10 +29,11 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import InputError
 from ..extras import require
 
 CELL_TYPE = "mono"
-TRAIN_SIZES = (200, 32)
+TRAIN_SIZES = (200, 100, 32)
 
 
 @dataclass(frozen=True)
@@ -80,20 +82,43 @@ def train_size(category: str) -> int:
 
 
 def build_elpv_categories(
-    root: Path,
+    root: Path = Path("datasets/elpv"),
     train_sizes: Sequence[int] = TRAIN_SIZES,
     test_good: int = 100,
     test_defective: int = 100,
     seed: int = 0,
 ) -> list[str]:
-    """Write one ``Folder`` category per training-set size under ``root``; return their names.
+    """Lay out ELPV's monocrystalline solar cells (real defects) as Folder categories ``mono_<N>``.
 
-    A category that already exists is left as it is (delete it to rebuild with other settings).
+    The cells (image labels, no masks) come from the installed ``elpv-dataset`` package. Train on
+    them with ``demo --dataset ELPV --root DIR --categories [mono_200]``, the benchmark
+    (``--grid.data.name ELPV``) or ``anomalib train --data Folder``. The images are CC BY-NC-SA 4.0:
+    the folders are for your own runs, not for redistribution. A category that already exists is
+    left as it is (delete it to rebuild with other settings).
+
+    Args:
+        root: Where the categories are written.
+        train_sizes: Training images per category (each at least 1); every category has the same
+            good and defective test cells, none of them in any training set.
+        test_good: Good test cells.
+        test_defective: Defective test cells.
+        seed: Seed of the split.
+
+    Returns:
+        The categories' names.
 
     Raises:
         MissingExtraError: ``elpv-dataset`` is not installed.
-        ValueError: The package has fewer good or defective mono cells than asked for.
+        InputError: A size below 1, or the package has fewer good or defective mono cells than asked for.
     """
+    for name, values in {
+        "train_sizes": train_sizes,
+        "test_good": [test_good],
+        "test_defective": [test_defective],
+    }.items():
+        if not values or min(values) < 1:
+            msg = f"{name}={list(values) if name == 'train_sizes' else values[0]}: every size must be at least 1."
+            raise InputError(msg)
     folder, cells = read_labels()
     good = sorted(cell.path for cell in cells if cell.cell_type == CELL_TYPE and cell.probability == 0)
     defective = sorted(cell.path for cell in cells if cell.cell_type == CELL_TYPE and cell.probability == 1)
@@ -103,7 +128,7 @@ def build_elpv_categories(
             f"ELPV has {len(good)} good and {len(defective)} defective {CELL_TYPE} cells; asked for "
             f"{largest} + {test_good} good and {test_defective} defective."
         )
-        raise ValueError(msg)
+        raise InputError(msg)
     rng = np.random.default_rng(seed)
     good = [good[i] for i in rng.permutation(len(good))]
     defective = [defective[i] for i in rng.permutation(len(defective))]

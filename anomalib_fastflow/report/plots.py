@@ -42,7 +42,7 @@ def roc_and_precision_recall(scores: np.ndarray, labels: np.ndarray, path: Path)
     preds, target = torch.as_tensor(scores, dtype=torch.float32), torch.as_tensor(labels, dtype=torch.long)
     false_positive_rate, true_positive_rate, _ = binary_roc(preds, target)
     precision, recall, _ = binary_precision_recall_curve(preds, target)
-    decided = scores >= THRESHOLD
+    decided = scores > THRESHOLD  # anomalib's rule: anomalous above the threshold
     point_fpr = (decided & ~labels).sum() / max(1, (~labels).sum())
     point_recall = (decided & labels).sum() / max(1, labels.sum())
     point_precision = (decided & labels).sum() / max(1, decided.sum())

@@ -1,15 +1,10 @@
 """What a report says about its run: the model's settings, its budget, its thresholds, the machine."""
 
-from pathlib import Path
-
-import torch
 from anomalib.models.components import AnomalibModule
-from anomalib.utils.serialization import anomalib_safe_globals
 
-from ..extras import installed
 from ..hardware import describe_cpu
+from ..provenance import versions
 
-PACKAGES = ("anomalib-fastflow", "anomalib", "torch", "timm", "FrEIA")
 SETTINGS = ("backbone", "layers", "input_size", "flow_steps", "conv3x3_only", "hidden_ratio", "smoothing_sigma",
             "feature_pooling", "augmentation", "affine_views", "lr", "lr_schedule", "self_validation")  # fmt: skip
 
@@ -18,13 +13,6 @@ def thresholds(model: AnomalibModule) -> dict[str, float]:
     """The post-processor's raw image and pixel thresholds, as the page's metrics table shows them."""
     post = model.post_processor
     return {"image_threshold": float(post.image_threshold), "pixel_threshold": float(post.pixel_threshold)}
-
-
-def checkpoint_progress(path: Path) -> tuple[int, int]:
-    """Epochs and optimizer steps a Lightning checkpoint was trained for."""
-    with anomalib_safe_globals():
-        checkpoint = torch.load(path, map_location="cpu", weights_only=False)
-    return int(checkpoint.get("epoch", -1)) + 1, int(checkpoint.get("global_step", 0))
 
 
 def describe_run(model: AnomalibModule, epochs: int | None, steps: int | None, source: str) -> dict[str, str]:
@@ -56,5 +44,5 @@ def describe_run(model: AnomalibModule, epochs: int | None, steps: int | None, s
         "budget": "unknown" if epochs is None else f"{epochs} epochs, {steps} optimizer steps",
         "thresholds": f"{threshold_source}; raw values per category under Metrics, 0.5 after anomalib's normalisation",
         "CPU": describe_cpu(),
-        "versions": ", ".join(map(installed, PACKAGES)),
+        "versions": versions(),
     }

@@ -12,6 +12,8 @@ from lightning.pytorch import Callback, LightningModule, Trainer
 from lightning.pytorch.trainer.states import TrainerFn
 from lightning.pytorch.utilities import rank_zero_info
 
+from ..errors import InputError
+
 LIGHTNING_DEFAULT_MAX_EPOCHS = 1000  # what Lightning trains for when no limit is given
 DEFAULT_STEPS = 125  # optimizer steps of the default budget, at least ...
 MIN_DEFAULT_EPOCHS = 10  # ... this many epochs (each of the 4 views of an image seen 2-3 times) ...
@@ -44,6 +46,22 @@ def has_lightning_default_budget(trainer: Trainer) -> bool:
     return trainer.max_epochs == LIGHTNING_DEFAULT_MAX_EPOCHS and trainer.max_steps == -1
 
 
+def require_training(trainer: Trainer) -> None:
+    """Refuse a fit that would train nothing, before it writes a model whose metrics mean nothing.
+
+    Raises:
+        InputError: ``max_epochs`` or ``max_steps`` is 0.
+    """
+    for name in ("max_epochs", "max_steps"):
+        if getattr(trainer, name) == 0:
+            msg = (
+                f"{name}=0 trains nothing, and an untrained FastFlow's metrics and thresholds mean nothing: "
+                f"give {name} of at least 1, or leave max_epochs, max_steps and max_time unset for the "
+                "default budget."
+            )
+            raise InputError(msg)
+
+
 def set_default_budget(trainer: Trainer, batches_per_epoch: int) -> int:
     """Make ``trainer`` train for ``default_epochs`` instead of Lightning's 1000 (0 batches: unknown)."""
     steps_per_epoch = math.ceil(batches_per_epoch / trainer.world_size / trainer.accumulate_grad_batches)
@@ -60,8 +78,14 @@ class DefaultBudget(Callback):
     """Sets the default budget when the user gave none, and validates after the last epoch only."""
 
     def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
-        """Before a fit, before Lightning counts the optimizer steps for the learning-rate schedule."""
+        """Before a fit, before Lightning counts the optimizer steps for the learning-rate schedule.
+
+        Raises:
+            InputError: ``max_epochs=0`` or ``max_steps=0``: a fit that trains nothing.
+        """
         del pl_module
+        if stage == TrainerFn.FITTING:
+            require_training(trainer)
         if stage == TrainerFn.FITTING and has_lightning_default_budget(trainer):
             datamodule = trainer.datamodule
             set_default_budget(trainer, len(datamodule.train_dataloader()) if datamodule is not None else 0)

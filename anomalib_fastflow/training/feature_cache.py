@@ -65,7 +65,7 @@ class FeatureCache:
         if key in self._in_memory:
             return self._in_memory[key]
         if key in self._on_disk:
-            return torch.load(self._on_disk[key])
+            return torch.load(self._on_disk[key], weights_only=True)
         return None
 
     def store(self, keys: Sequence[CacheKey], features: Sequence[torch.Tensor]) -> None:

@@ -11,6 +11,7 @@ import math
 import torch
 from lightning.pytorch import Trainer
 
+from ..errors import InputError
 from .budget import default_steps
 
 WARMUP_FRACTION = 0.1  # share of the steps spent warming up
@@ -44,12 +45,17 @@ def budget_one_cycle(
     """``one_cycle`` over ``trainer``'s optimizer steps, its peak scaled to the budget.
 
     Raises:
-        ValueError: The run is not bounded (no ``max_epochs`` or ``max_steps``).
+        InputError: The run is not bounded (``max_epochs=-1`` without ``max_steps``, or only ``max_time``).
     """
     total_steps = trainer.estimated_stepping_batches
     if not 0 < total_steps < float("inf"):
-        msg = "lr_schedule='one_cycle' needs a bounded run: set trainer.max_epochs or trainer.max_steps."
-        raise ValueError(msg)
+        msg = (
+            f"lr_schedule='one_cycle' decays over a known number of steps, but max_epochs={trainer.max_epochs} "
+            f"and max_steps={trainer.max_steps} leave the run unbounded (-1 means no limit): give max_epochs or "
+            "max_steps of at least 1, leave all limits unset for the default budget, or train with "
+            "lr_schedule='constant'."
+        )
+        raise InputError(msg)
     batches = trainer.num_training_batches
     if math.isfinite(batches):
         steps_per_epoch = math.ceil(batches / trainer.accumulate_grad_batches)

@@ -5,6 +5,7 @@ from pathlib import Path
 from lightning.pytorch import Callback, LightningModule, Trainer
 from lightning.pytorch.trainer.states import TrainerFn
 
+from ..errors import InputError
 from .view_features import ViewFeatures
 from .views import AugmentationChoice, resolve_augmentation
 
@@ -36,10 +37,10 @@ class ViewFeatureCache(Callback):
     ) -> None:
         if num_views < 1:
             msg = f"augmentation_views must be at least 1, got {num_views}."
-            raise ValueError(msg)
+            raise InputError(msg)
         if affine_views < 0:
             msg = f"affine_views={affine_views}: the views' ranges are 0 (none) or a positive multiple of the paper's."
-            raise ValueError(msg)
+            raise InputError(msg)
         resolve_augmentation(augmentation, None, affine_views)  # refuses an unknown choice now
         self.augmentation = augmentation
         self.num_views = num_views

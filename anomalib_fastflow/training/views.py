@@ -26,6 +26,7 @@ from typing import Literal
 
 import torch
 
+from ..errors import InputError
 from ..geometry import Disturbance, disturb, draw_params
 
 AugmentationChoice = Literal["auto", "paper", "none"]
@@ -89,7 +90,7 @@ def resolve_augmentation(
     if choice in choices:
         return replace(choices[choice], affine=affine)
     msg = f"augmentation={choice!r} is not one of 'auto', 'paper', 'none'."
-    raise ValueError(msg)
+    raise InputError(msg)
 
 
 class TrainingViews:
@@ -108,7 +109,7 @@ class TrainingViews:
     ) -> None:
         if num_views < 1:
             msg = f"augmentation_views must be at least 1, got {num_views}."
-            raise ValueError(msg)
+            raise InputError(msg)
         self.augmentation = augmentation
         self.num_views = num_views if augmentation.enabled else 1
         self.seed = seed

@@ -1,31 +1,13 @@
 """The benchmark's outputs: Markdown tables laid out like the paper's Tables 1 and 2, and PNG plots."""
 
-import os
-import platform
-import shlex
-import sys
 from collections import defaultdict
-from datetime import date
 from pathlib import Path
 from statistics import mean
 
 from matplotlib.figure import Figure  # no pyplot: drawing files must not change anyone's backend
 
-from ..extras import installed
-from ..hardware import describe_cpu
-
 OURS = "fastflow"
-PACKAGES = ("torch", "anomalib", "onnxruntime", "openvino", "tensorrt")
 METRICS = ("image_AUROC", "pixel_AUROC", "pixel_AUPRO")  # pixel ones empty for image-level datasets
-
-
-def provenance(program: str = "anomalib-fastflow") -> str:
-    """How and where a report was made: the command line (``program`` and its arguments), the date,
-    the CPU and package versions."""
-
-    command = " ".join([program, shlex.join(sys.argv[1:])]).strip()
-    machine = f"{describe_cpu()}, {os.cpu_count()} CPUs, Python {platform.python_version()}"
-    return f"Made by `{command}` on {date.today().isoformat()} ({machine}; {', '.join(map(installed, PACKAGES))})."
 
 
 def _ok(rows: list[dict[str, str]], test_set: str | None = None) -> list[dict[str, str]]:
