@@ -11,7 +11,12 @@ from lightning.pytorch.trainer.states import TrainerFn
 
 from anomalib_fastflow import FastFlow, MVTec
 from anomalib_fastflow.benchmark import grid as grid_module
-from anomalib_fastflow.benchmark.baselines import anomalib_fastflow, anomalib_patchcore, describe
+from anomalib_fastflow.benchmark.baselines import (
+    anomalib_fastflow,
+    anomalib_patchcore,
+    anomalib_patchflow,
+    describe,
+)
 from anomalib_fastflow.benchmark.datasets import DataSpec
 from anomalib_fastflow.benchmark.epoch_time import (
     EpochTimeRound,
@@ -34,6 +39,22 @@ def test_anomalib_fastflow_on_another_backbone_is_built_as_its_constructor_would
         assert [p.shape for p in built.parameters()] == [p.shape for p in reference.parameters()]
     assert [list(norm.normalized_shape) for norm in model.model.norms] == [list(s) for s in shapes]
     assert "given our feature extractor" in describe(model)
+
+
+def test_anomalib_patchflow_gets_our_packaged_weights_input_and_pre_processing() -> None:
+    """Patchflow on the offline backbone: the packaged ImageNet weights (nothing downloaded) in its
+    own extractor, our preset's input size and normalisation, and a map of that size."""
+    from anomalib_fastflow.backbones import create_timm_model
+
+    model = anomalib_patchflow("tf_efficientnet_lite0").eval()
+    full = create_timm_model("tf_efficientnet_lite0", "pretrained", (256, 256)).state_dict()
+    extractor = model.model.feature_extractor.feature_extractor.state_dict()
+    assert extractor and all(torch.equal(tensor, full[key]) for key, tensor in extractor.items())
+    assert tuple(model.input_size) == (256, 256)
+    assert repr(model.pre_processor.transform) == repr(FastFlow.configure_pre_processor((256, 256)).transform)
+    with torch.no_grad():
+        out = model.model(torch.rand(1, 3, 256, 256))
+    assert out.anomaly_map.shape[-2:] == (256, 256) and out.pred_score.numel() == 1
 
 
 def test_additional_parameters_are_counted_the_papers_way() -> None:
