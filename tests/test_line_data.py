@@ -8,7 +8,7 @@ import pytest
 from PIL import Image
 from scipy import ndimage
 
-from anomalib_fastflow.data import line
+from anomalib_fastflow.data import line, line_parts
 from anomalib_fastflow.data.demo import build_demo_categories
 
 SMALL = {"image_size": 96, "num_train": 3, "num_test_good": 1, "num_test_per_defect": 1}
@@ -61,7 +61,7 @@ SOFT = ("smudge", "dent")  # their masks cover the core; a faint edge fades out 
 @pytest.mark.parametrize("kind", line.DEFECTS)
 def test_defect_changes_only_its_masked_pixels(kind: str) -> None:
     rng = np.random.default_rng(0)
-    part = line.draw_board(256, rng)
+    part = line_parts.draw_board(256, rng)
     image, part_mask = part.image[::2, ::2].copy(), part.mask[::2, ::2].copy()
     for seed in range(3):
         defective, mask = line.add_defect(image, part_mask, kind, np.random.default_rng(seed))
