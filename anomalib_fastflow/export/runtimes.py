@@ -65,7 +65,8 @@ class TorchRuntime:
 
 
 class OnnxRuntime:
-    """An exported ``.onnx`` file run by ONNX Runtime on the CPU.
+    """An exported ``.onnx`` file run by ONNX Runtime, on the CPU unless ``providers`` say otherwise
+    (e.g. ``["CUDAExecutionProvider"]`` or ``["TensorrtExecutionProvider"]`` with onnxruntime-gpu).
 
     Its threads do not spin-wait after a run: spinning threads would slow whatever runs next in
     the process (another runtime, or the rest of an application) on a small machine.
@@ -73,12 +74,12 @@ class OnnxRuntime:
 
     precision = "f32"
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, providers: tuple[str, ...] = ("CPUExecutionProvider",)) -> None:
         import onnxruntime
 
         options = onnxruntime.SessionOptions()
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        self.session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        self.session = onnxruntime.InferenceSession(str(path), options, providers=list(providers))
         self.input_name = self.session.get_inputs()[0].name
         self.output_names = [output.name for output in self.session.get_outputs()]
 
