@@ -16,7 +16,7 @@ from .backbones import OFFLINE_BACKBONE
 from .benchmark.datasets import DatasetName, DataSpec
 from .data.checks import check_datamodule
 from .data.demo import CATEGORIES, build_demo_categories
-from .errors import require_at_least
+from .errors import InputError, require_at_least
 from .lightning_model import FastFlow
 from .report import ReportCollector, describe_run, staged_folder, thresholds, write_page
 
@@ -84,8 +84,14 @@ def run_demo(
     if dataset == "demo":
         build_demo_categories(root, categories, seed=seed)
     datamodules = {category: data.datamodule(category, seed) for category in categories}
-    for datamodule in datamodules.values():
-        datamodule.setup()
+    for category, datamodule in datamodules.items():
+        try:
+            datamodule.setup()
+        except RuntimeError as error:  # anomalib's datasets: "Found 0 ... images in <folder>"
+            if not str(error).startswith("Found 0"):
+                raise
+            msg = f"{category}: {error}"
+            raise InputError(msg) from None
         check_datamodule(datamodule, "fit")
         check_datamodule(datamodule, "test")
     rows: list[DemoRow] = []

@@ -270,6 +270,38 @@ def test_report_checks_new_images_before_loading_the_model(kind: str, tmp_path: 
     assert str(path) in line and reason in line
 
 
+def test_report_names_a_folder_without_images(tmp_path: Path, capsys) -> None:
+    (tmp_path / "empty").mkdir()
+    line = _run(_report(tmp_path / "never_read.ckpt", tmp_path / "empty", tmp_path / "r"), capsys)
+    assert line.startswith(f"anomalib-fastflow: No images in {tmp_path / 'empty'}")
+
+
+@pytest.mark.parametrize("problem", ["no_training_images", "no_such_category"])
+def test_the_demo_names_a_folder_dataset_it_cannot_use(problem: str, tmp_path: Path, capsys) -> None:
+    root = tmp_path / "data"
+    _category(root)
+    category = "parts"
+    if problem == "no_training_images":
+        for path in (root / "parts" / "train" / "good").iterdir():
+            path.unlink()
+    else:
+        category = "nope"
+    output = tmp_path / "out"
+    args = [
+        "demo",
+        "--dataset",
+        "Folder",
+        "--root",
+        str(root),
+        "--categories",
+        f"[{category}]",
+        "--output",
+        str(output),
+    ]
+    line = _run(args, capsys)
+    assert category in line and not output.exists()
+
+
 def test_the_demo_names_a_bad_training_file_and_leaves_nothing_behind(tmp_path: Path, capsys) -> None:
     root = tmp_path / "data"
     _category(root)

@@ -16,6 +16,8 @@ from pathlib import Path
 
 from anomalib.data import Folder
 
+from ..errors import MissingInputError
+
 NORMAL = "good"
 
 
@@ -24,7 +26,8 @@ def folder_datamodule(category: Path, seed: int = 0, **loading: object) -> Folde
     (batch sizes, workers).
 
     Raises:
-        FileNotFoundError: ``category/train/good`` or ``category/test`` holds no folder of images.
+        MissingInputError: (a ``FileNotFoundError``) ``category/train/good`` or ``category/test``
+            holds no folder of images.
     """
     category = Path(category)
     train, test = category / "train" / NORMAL, category / "test"
@@ -38,7 +41,7 @@ def folder_datamodule(category: Path, seed: int = 0, **loading: object) -> Folde
             f"{category} is not a dataset folder: it needs train/{NORMAL} and test/<defect> folders "
             f"(found train/{NORMAL}: {train.is_dir()}, defect folders: {defects or 'none'})."
         )
-        raise FileNotFoundError(msg)
+        raise MissingInputError(msg)
     masks = [category / "ground_truth" / defect for defect in defects]
     has_masks = all(folder.is_dir() for folder in masks)
     return Folder(

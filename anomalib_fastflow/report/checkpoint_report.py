@@ -111,8 +111,10 @@ def new_images(folder: Path) -> list[Path]:
     try:
         paths = sorted(get_image_filenames(folder))
     except ValueError as error:  # anomalib refuses e.g. a name with non-printable characters
-        msg = f"Cannot read the images in {folder}: {error}"
-        raise InputError(msg) from None
+        if not str(error).startswith("Found 0"):
+            msg = f"Cannot read the images in {folder}: {error}"
+            raise InputError(msg) from None
+        paths = []
     if not paths:
         msg = f"No images in {folder}: give a folder of image files (png, jpg, bmp, tiff, ...)."
         raise InputError(msg)
