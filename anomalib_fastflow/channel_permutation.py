@@ -12,6 +12,7 @@ pays for narrow feature maps only: up to ``MAX_CHANNELS`` (where that limit come
 --export_type openvino`` writes) and by our exporter's OpenVINO formats.
 """
 
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -45,6 +46,27 @@ def permutations_as_convolutions(model: "openvino.Model", max_channels: int = MA
         op.output(0).replace(conv.output(0))
         replaced += 1
     return replaced
+
+
+def rewrite_openvino_permutations(path: Path, compression: object = None) -> Path:
+    """Rewrite the OpenVINO IR at ``path`` in place with ``permutations_as_convolutions``; return ``path``.
+
+    ``compression`` is anomalib's ``CompressionType`` the IR was exported with: FP32 (``None``) and
+    FP16 IRs are rewritten (FP16 saved as FP16 again); INT8 IRs are left as NNCF wrote them.
+    """
+    import openvino  # the export extra, which anomalib's own to_openvino needs as well
+    from anomalib.deploy import CompressionType
+
+    if compression not in (None, CompressionType.FP16):
+        return path
+    model = openvino.Core().read_model(path)
+    if permutations_as_convolutions(model):
+        rewritten = path.with_name(f"{path.stem}.rewritten.xml")
+        openvino.save_model(model, rewritten, compress_to_fp16=compression == CompressionType.FP16)
+        del model  # the IR's weights file may be mapped until the model is gone
+        rewritten.replace(path)
+        rewritten.with_suffix(".bin").replace(path.with_suffix(".bin"))
+    return path
 
 
 def _channel_permutation(op: "openvino.Node") -> np.ndarray | None:

@@ -26,7 +26,7 @@ from lightning.pytorch.utilities.types import STEP_OUTPUT, OptimizerLRScheduler
 from torchvision.transforms.v2 import Compose, Normalize, Resize
 
 from .backbones import OFFLINE_BACKBONE, PRETRAINED_WEIGHTS, normalization, resolve_preset
-from .channel_permutation import permutations_as_convolutions
+from .channel_permutation import rewrite_openvino_permutations
 from .checkpoint import (
     CheckpointFile,
     add_missing_post_processor_state,
@@ -289,22 +289,10 @@ class FastFlow(AnomalibModule):
         What ``anomalib export --export_type openvino`` and ``Engine.export`` call; the arguments are
         anomalib's. FP32 and FP16 IRs are rewritten; INT8 IRs are left as NNCF writes them.
         """
-        import openvino  # the export extra, which anomalib's own to_openvino needs as well
-        from anomalib.deploy import CompressionType
-
         path = Path(super().to_openvino(export_root, *args, **kwargs))
-        compression = kwargs.get("compression_type", args[2] if len(args) > 2 else None)
-        if compression not in (None, CompressionType.FP16):
-            return path
-
-        model = openvino.Core().read_model(path)
-        if permutations_as_convolutions(model):
-            rewritten = path.with_name(f"{path.stem}.rewritten.xml")
-            openvino.save_model(model, rewritten, compress_to_fp16=compression == CompressionType.FP16)
-            del model  # the IR's weights file may be mapped until the model is gone
-            rewritten.replace(path)
-            rewritten.with_suffix(".bin").replace(path.with_suffix(".bin"))
-        return path
+        return rewrite_openvino_permutations(
+            path, kwargs.get("compression_type", args[2] if len(args) > 2 else None)
+        )
 
     def configure_callbacks(self) -> list[Callback]:
         """anomalib's callbacks, an image check and FastFlow's training callbacks, one job each:
