@@ -11,7 +11,8 @@ import pytest
 import torch
 
 from anomalib_fastflow import FastFlow
-from anomalib_fastflow.benchmark.device_speed import FLOW_MODELS, PATHS, DeviceSpeedConfig, run_device_speed
+from anomalib_fastflow.benchmark.device_paths import FLOW_MODELS, PATHS
+from anomalib_fastflow.benchmark.device_speed import DeviceSpeedConfig, run_device_speed
 from anomalib_fastflow.export.cuda_graphs import (
     CudaGraphModel,
     cuda_graph_unavailable_reason,
