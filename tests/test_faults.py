@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 import torch
 from anomalib.engine import Engine
+from anomalib.post_processing import PostProcessor
 from PIL import Image
 
 from anomalib_fastflow import FastFlow, MVTec
@@ -39,6 +40,20 @@ def _run(args: list[str], capsys) -> str:
 
 def _report(checkpoint: Path, images: Path, output: Path) -> list[str]:
     return ["report", "--ckpt_path", str(checkpoint), "--images", str(images), "--output", str(output)]
+
+
+def _folder_demo(root: Path, categories: str, output: Path) -> list[str]:
+    return [
+        "demo",
+        "--dataset",
+        "Folder",
+        "--root",
+        str(root),
+        "--categories",
+        categories,
+        "--output",
+        str(output),
+    ]
 
 
 def _png(path: Path, size: int = 16, value: int = 128) -> Path:
@@ -287,17 +302,7 @@ def test_the_demo_names_a_folder_dataset_it_cannot_use(problem: str, tmp_path: P
     else:
         category = "nope"
     output = tmp_path / "out"
-    args = [
-        "demo",
-        "--dataset",
-        "Folder",
-        "--root",
-        str(root),
-        "--categories",
-        f"[{category}]",
-        "--output",
-        str(output),
-    ]
+    args = _folder_demo(root, f"[{category}]", output)
     line = _run(args, capsys)
     assert category in line and not output.exists()
 
@@ -308,17 +313,7 @@ def test_the_demo_names_a_bad_training_file_and_leaves_nothing_behind(tmp_path: 
     bad = root / "parts" / "train" / "good" / "broken.png"
     bad.write_text("not an image\n")
     output = tmp_path / "out"
-    args = [
-        "demo",
-        "--dataset",
-        "Folder",
-        "--root",
-        str(root),
-        "--categories",
-        "[parts]",
-        "--output",
-        str(output),
-    ]
+    args = _folder_demo(root, "[parts]", output)
     line = _run(args, capsys)
     assert str(bad) in line
     assert not output.exists()
@@ -386,7 +381,9 @@ def test_no_validation_image_sits_on_the_fitted_image_threshold(tiny_dataset: Pa
         ])  # fmt: skip
     threshold = model.post_processor.image_threshold
     assert torch.isfinite(threshold) and not torch.isclose(scores, threshold).any()
-    assert scores.min() <= threshold <= scores.max()
+    f1_cut = PostProcessor.image_threshold.fget(model.post_processor)  # anomalib's: one of the scores
+    assert torch.isclose(scores, f1_cut).any()
+    assert ((scores > threshold) == (scores >= f1_cut)).all()  # the images the F1 cut chose, under '>'
 
 
 def test_anomalibs_no_weights_warning_is_not_shown_for_a_checkpoint_the_user_named() -> None:

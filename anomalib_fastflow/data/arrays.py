@@ -45,6 +45,14 @@ def split_arrays(
     return dataset_arrays(dataset, size)
 
 
+def require_known(categories: Sequence[str], known: Sequence[str], what: str) -> None:
+    """Raise ``InputError`` naming the categories of ``categories`` that are not ``known`` ``what``."""
+    unknown = sorted(set(categories) - set(known))
+    if unknown:
+        msg = f"Unknown {what} {unknown}; choose from {list(known)}."
+        raise InputError(msg)
+
+
 def save_image(image: np.ndarray, path: Path) -> None:
     """Write ``(H, W, 3)`` or ``(H, W)`` values in ``[0, 1]`` as an 8-bit PNG, creating its folder."""
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -30,9 +30,8 @@ import numpy as np
 from skimage import data as skdata
 from skimage import draw, filters, transform
 
-from ..errors import InputError
 from . import line
-from .arrays import write_category
+from .arrays import require_known, write_category
 
 TEXTURES: dict[str, Callable[[], np.ndarray]] = {
     "brick": skdata.brick,
@@ -206,13 +205,10 @@ def build_demo_dataset(
     the others, it is the same. Existing files are overwritten.
 
     Raises:
-        ValueError: An unknown category.
+        InputError: An unknown category.
     """
     root = Path(root)
-    unknown = sorted(set(categories) - set(CATEGORIES))
-    if unknown:
-        msg = f"Unknown demo categories {unknown}; choose from {list(CATEGORIES)}."
-        raise ValueError(msg)
+    require_known(categories, CATEGORIES, "demo categories")
     for category in categories:
         rng = np.random.default_rng([seed, CATEGORIES.index(category)])
         make_sampler = _object_sampler if category in OBJECTS else _texture_sampler
@@ -245,10 +241,7 @@ def build_demo_categories(
     Raises:
         InputError: An unknown category.
     """
-    unknown = sorted(set(categories) - set(ALL_CATEGORIES))
-    if unknown:
-        msg = f"Unknown demo categories {unknown}; choose from {list(ALL_CATEGORIES)}."
-        raise InputError(msg)
+    require_known(categories, ALL_CATEGORIES, "demo categories")
     aligned = [category for category in categories if category in CATEGORIES]
     parts = [category for category in categories if category in line.CATEGORIES]
     if aligned:

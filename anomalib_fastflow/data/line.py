@@ -33,7 +33,7 @@ import numpy as np
 from scipy import ndimage
 from skimage import transform
 
-from .arrays import write_category
+from .arrays import require_known, write_category
 from .line_defects import DEFECTS, add_defect
 from .line_parts import CANVAS_SCALE, CATEGORIES, PARTS, Part
 
@@ -135,13 +135,10 @@ def build_line_dataset(
     alone or with the others, it is the same. Existing files are overwritten.
 
     Raises:
-        ValueError: An unknown category.
+        InputError: An unknown category.
     """
     root = Path(root)
-    unknown = sorted(set(categories) - set(CATEGORIES))
-    if unknown:
-        msg = f"Unknown production-line categories {unknown}; choose from {list(CATEGORIES)}."
-        raise ValueError(msg)
+    require_known(categories, CATEGORIES, "production-line categories")
     for category in categories:
         design = PARTS[category](
             CANVAS_SCALE * image_size, np.random.default_rng([seed, 1000 + CATEGORIES.index(category)])
