@@ -21,6 +21,7 @@ from anomalib.pre_processing import PreProcessor
 from anomalib.utils.serialization import anomalib_safe_globals
 from anomalib.visualization import Visualizer
 from lightning.pytorch import Callback
+from lightning.pytorch.trainer.states import TrainerFn
 from lightning.pytorch.utilities import rank_zero_info
 from lightning.pytorch.utilities.types import STEP_OUTPUT, OptimizerLRScheduler
 from torchvision.transforms.v2 import Compose, Normalize, Resize
@@ -38,7 +39,7 @@ from .checkpoint import (
 from .data.checks import DataCheck
 from .errors import InputError, require_at_least
 from .loss import negative_log_likelihood
-from .patch_features import PatchFeatures
+from .patch_features import PatchFeatures, stage_pooling
 from .post_processor import FastFlowPostProcessor
 from .removed_options import take_removed
 from .torch_model import FastFlowModel
@@ -76,7 +77,10 @@ class FastFlow(AnomalibModule):
         smoothing_sigma: Gaussian smoothing of the anomaly map in input pixels (0: none, as the
             paper); the image score is taken before smoothing.
         feature_pooling: Average each backbone feature over its ``k x k`` neighbourhood, as
-            PatchCore does with 3 (1: the features as they are); for aligned real images.
+            PatchCore does: one side for every stage, or one per stage (1: the features as they
+            are, the paper's). The default, ``None``, chosen on real images
+            (``docs/real_defaults.md``): 3 on every stage but the finest, which keeps its single
+            positions. The model's ``hparams`` hold the sides it resolved to.
         augmentation: Training views: ``auto`` (the paper's flips and rotations where the category
             allows them, ``training.views.SAFE_AUGMENTATIONS``; none for unknown categories),
             ``paper`` (always) or ``none``.
@@ -119,7 +123,7 @@ class FastFlow(AnomalibModule):
         input_size: int | tuple[int, int] | None = None,
         weights: str = PRETRAINED_WEIGHTS,
         smoothing_sigma: float = 4.0,
-        feature_pooling: int = 1,
+        feature_pooling: int | Sequence[int] | None = None,
         augmentation: AugmentationChoice = "auto",
         augmentation_views: int = 4,
         affine_views: float = 0.0,
@@ -176,6 +180,7 @@ class FastFlow(AnomalibModule):
             smoothing_sigma=smoothing_sigma,
             feature_pooling=feature_pooling,
         )
+        self.hparams["feature_pooling"] = list(self.model.patch_features.sides)  # what checkpoints hold
         cache_bytes = int(cache_memory_gb * 2**30) if cache_memory_gb > 0 else None
         self.view_cache = ViewFeatureCache(augmentation, augmentation_views, affine_views, cache_bytes)
         # the training views' features during a fit, set and freed by ``view_cache``
@@ -216,6 +221,13 @@ class FastFlow(AnomalibModule):
                 checkpoint.stream(), map_location="cpu", weights_only=True, weights="random"
             )
         return model.eval()
+
+    def setup(self, stage: str) -> None:
+        """Before a fit, after every callback's ``setup``: the training views (and their feature cache)
+        wrap the training set the callbacks left, so that their order does not matter."""
+        super().setup(stage)
+        if stage == TrainerFn.FITTING:
+            self.view_cache.wrap_training_set(self.trainer, self)
 
     def training_step(self, batch: Batch, *args, **kwargs) -> STEP_OUTPUT:
         """Negative log-likelihood of the batch's features under the flows."""
@@ -272,15 +284,16 @@ class FastFlow(AnomalibModule):
         warn_if_scoring_differs(checkpoint, self)
         super().on_load_checkpoint(checkpoint)
 
-    def _take_feature_pooling(self, pooling: int) -> None:
+    def _take_feature_pooling(self, pooling: int | Sequence[int]) -> None:
         """Pool the features as a checkpoint's flows were trained to see them (it has no weights)."""
-        if pooling != self.hparams.get("feature_pooling"):
+        sides = stage_pooling(pooling, len(self.model.patch_features.sides))
+        if sides != self.model.patch_features.sides:
             rank_zero_info(
-                f"FastFlow: the checkpoint's flows were trained on features pooled with feature_pooling={pooling}; "
-                f"this model was built with {self.hparams.get('feature_pooling')}, and takes {pooling}."
+                f"FastFlow: the checkpoint's flows were trained on features pooled with feature_pooling={list(sides)}; "
+                f"this model was built with {list(self.model.patch_features.sides)}, and takes the checkpoint's."
             )
-            self.model.patch_features = PatchFeatures(pooling)
-            self.hparams["feature_pooling"] = pooling
+            self.model.patch_features = PatchFeatures(sides)
+            self.hparams["feature_pooling"] = list(sides)
 
     def to_openvino(self, export_root: Path | str, *args: Any, **kwargs: Any) -> Path:
         """anomalib's export to an OpenVINO IR, with the flows' narrow channel permutations as exact
@@ -295,9 +308,10 @@ class FastFlow(AnomalibModule):
         )
 
     def configure_callbacks(self) -> list[Callback]:
-        """anomalib's callbacks, an image check and FastFlow's training callbacks, one job each:
-        ``SelfValidation`` (with ``self_validation``; first, so the others see the training set without
-        the held-out images), ``DefaultBudget``, ``ViewFeatureCache``, ``SeededOrder`` and ``NonFiniteGuard``."""
+        """anomalib's callbacks, an image check and FastFlow's training callbacks, one job each and in
+        any order: ``SelfValidation`` (with ``self_validation``), ``DefaultBudget``, ``ViewFeatureCache``
+        (its views wrap the training set in the model's own ``setup``, after every callback's),
+        ``SeededOrder`` and ``NonFiniteGuard``."""
         held_out = [SelfValidation(self.hparams.self_validation)] if self.hparams.self_validation else []
         training = [*held_out, DefaultBudget(), self.view_cache, SeededOrder(), NonFiniteGuard()]
         return [*super().configure_callbacks(), DataCheck(), *training]

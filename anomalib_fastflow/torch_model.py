@@ -21,7 +21,7 @@ from .anomaly_map import AnomalyMapGenerator, image_score, smooth_map
 from .backbones import FeatureExtractor
 from .errors import InputError
 from .flow import build_flow
-from .patch_features import PatchFeatures
+from .patch_features import PatchFeatures, stage_pooling
 
 
 class FastFlowModel(nn.Module):
@@ -39,7 +39,8 @@ class FastFlowModel(nn.Module):
         smoothing_sigma: Gaussian smoothing of the returned anomaly map, in input pixels (0: none);
             the image score is taken before smoothing.
         feature_pooling: Side ``k`` of the neighbourhood each feature is averaged over (stride 1,
-            same size out); 1 leaves the features as the backbone gives them.
+            same size out), one for every stage or one per stage; 1 leaves a stage as the backbone
+            gives it; ``None``: 3 on every stage but the finest (``patch_features.stage_pooling``).
     """
 
     def __init__(
@@ -53,7 +54,7 @@ class FastFlowModel(nn.Module):
         weights: str,
         final_norm: bool = False,
         smoothing_sigma: float = 4.0,
-        feature_pooling: int = 1,
+        feature_pooling: int | Sequence[int] | None = None,
     ) -> None:
         super().__init__()
         if smoothing_sigma < 0:
@@ -61,7 +62,7 @@ class FastFlowModel(nn.Module):
             raise InputError(msg)
         self.feature_extractor = FeatureExtractor(backbone, layers, weights, input_size, final_norm)
         self.feature_shapes = self.feature_extractor.feature_shapes(input_size)
-        self.patch_features = PatchFeatures(feature_pooling)
+        self.patch_features = PatchFeatures(stage_pooling(feature_pooling, len(self.feature_shapes)))
         self.norms = nn.ModuleList(nn.LayerNorm(list(shape)) for shape in self.feature_shapes)
         self.flows = nn.ModuleList(
             build_flow(shape, flow_steps, conv3x3_only, hidden_ratio) for shape in self.feature_shapes
@@ -82,7 +83,7 @@ class FastFlowModel(nn.Module):
         """Inverse flows: latents -> normalized features, one ``(N, C_i, H_i, W_i)`` map per scale.
 
         This is the generative direction of the paper's Fig. 4: perturb ``z`` and see the features
-        it implies. The result is in the space after the per-scale ``LayerNorm``.
+        it implies. The result is in the space after the (pooled) features' per-scale ``LayerNorm``.
         """
         return [flow(z, rev=True)[0] for z, flow in zip(latents, self.flows, strict=True)]
 

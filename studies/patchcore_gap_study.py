@@ -38,48 +38,28 @@ from anomalib_fastflow.data.demo import build_demo_categories
 from anomalib_fastflow.data.elpv import TRAIN_SIZES, category_name
 from anomalib_fastflow.data.line import CATEGORIES as LINE_CATEGORIES
 from anomalib_fastflow.hardware import cpu_model_and_flags
-from anomalib_fastflow.lightning_model import FastFlow
-from anomalib_fastflow.patch_features import PatchFeatures
 from anomalib_fastflow.provenance import provenance
 
 
 @dataclasses.dataclass(frozen=True)
 class Variant:
-    """Our FastFlow with some constructor ``options`` changed, trained for ``epochs`` (None: its default
-    budget); ``stage_pooling`` (one odd side per stage) replaces ``feature_pooling``'s one side for all."""
+    """Our FastFlow with some constructor ``options`` changed, trained for ``epochs`` (None: its default budget)."""
 
     options: dict[str, object] = dataclasses.field(default_factory=dict)
     epochs: int | None = None
-    stage_pooling: tuple[int, ...] | None = None
-
-
-class StagePooling(torch.nn.Module):
-    """``[(N, C_i, H_i, W_i)] -> same shapes``: stage ``i`` averaged over its ``sides[i]`` neighbourhood."""
-
-    def __init__(self, sides: tuple[int, ...]) -> None:
-        super().__init__()
-        self.stages = torch.nn.ModuleList(PatchFeatures(side) for side in sides)
-
-    def forward(self, features: list[torch.Tensor]) -> list[torch.Tensor]:
-        return [stage([feature])[0] for stage, feature in zip(self.stages, features, strict=True)]
-
-
-def build_variant(variant: Variant, *args: object, **kwargs: object) -> FastFlow:
-    """Our FastFlow as ``BUILDERS["fastflow"]`` builds it, with ``variant``'s options and pooling."""
-    model = BUILDERS["fastflow"](*args, **kwargs, **variant.options)
-    if variant.stage_pooling is not None:
-        model.model.patch_features = StagePooling(variant.stage_pooling)
-    return model
 
 
 VARIANTS: dict[str, Variant] = {  # the top-k, channel-norm, max-fusion and log-likelihood rows of
     # docs/patchcore_gap/runs.csv were options until 0.2.0 (commit f2f10d9 runs them)
-    "default": Variant(),
+    "default": Variant(),  # the package's defaults when the study runs (feature_pooling=3 after 0.3.0)
+    "pool1": Variant(
+        {"feature_pooling": 1}
+    ),  # the default until 0.3.0: the "default" rows of earlier runs.csv
     "pose_views": Variant({"affine_views": 0.25}),
     "full_range_views": Variant({"affine_views": 1.0}),
     "pool3": Variant({"feature_pooling": 3}),
-    "pool3_fine": Variant(stage_pooling=(3, 3, 1)),
-    "pool3_coarse": Variant(stage_pooling=(1, 3, 3)),
+    "pool3_fine": Variant({"feature_pooling": [3, 3, 1]}),  # stride 4 and 8 averaged, stride 16 not
+    "pool3_coarse": Variant({"feature_pooling": [1, 3, 3]}),  # all but the finest: the default after 0.3.0
     "stride_8_16": Variant({"layers": [2, 3]}),
     "pool3_stride_8_16": Variant({"feature_pooling": 3, "layers": [2, 3]}),
     "pool5_stride_8_16": Variant({"feature_pooling": 5, "layers": [2, 3]}),
@@ -129,7 +109,9 @@ def run(
         epochs = baseline_epochs.get(model, 1)
     else:
         variant = VARIANTS[model]
-        build = partial(build_variant, variant, OFFLINE_BACKBONE, evaluator=accuracy_evaluator())
+        build = partial(
+            BUILDERS["fastflow"], OFFLINE_BACKBONE, evaluator=accuracy_evaluator(), **variant.options
+        )
         epochs = variant.epochs
     datamodule = data_spec(source, root, seed, category).datamodule(category, seed)
     validation = {} if epochs is None else {"check_val_every_n_epoch": epochs}

@@ -5,13 +5,16 @@ from types import SimpleNamespace
 
 import pytest
 import torch
+from anomalib.engine import Engine
+from lightning.pytorch import Callback, seed_everything
 from torch.utils.data import DataLoader, SequentialSampler
 
-from anomalib_fastflow import MVTec
+from anomalib_fastflow import FastFlow, MVTec
 from anomalib_fastflow.training.budget import DefaultBudget
 from anomalib_fastflow.training.cached_views import CachedViewsDataset
 from anomalib_fastflow.training.guards import NonFiniteGuard
 from anomalib_fastflow.training.samplers import EpochSeededSampler, SeededOrder
+from anomalib_fastflow.training.self_validation import SelfValidation
 from anomalib_fastflow.training.view_feature_cache import ViewFeatureCache
 from anomalib_fastflow.training.views import PAPER_AUGMENTATION
 
@@ -84,9 +87,7 @@ def test_view_feature_cache_gives_the_model_its_views_and_the_datamodule_its_set
     )
     model = SimpleNamespace(view_features=None)
     callback = ViewFeatureCache("auto", num_views=4, affine_views=0.0, cache_bytes=2**20)
-    callback.setup(trainer, model, "test")
-    assert model.view_features is None  # only a fit trains on views
-    callback.setup(trainer, model, "fit")
+    callback.wrap_training_set(trainer, model)  # what FastFlow.setup calls before a fit
     assert model.view_features.views.augmentation == PAPER_AUGMENTATION  # brick allows the paper's views
     assert (
         isinstance(datamodule.train_data, CachedViewsDataset) and datamodule.train_data.dataset is train_data
@@ -104,3 +105,53 @@ def test_view_feature_cache_gives_the_model_its_views_and_the_datamodule_its_set
         ViewFeatureCache(num_views=0)
     with pytest.raises(ValueError, match="augmentation='flips' is not one of"):
         ViewFeatureCache("flips")
+
+
+class _SeenPaths(Callback):
+    """Records the image paths of every training batch."""
+
+    def __init__(self) -> None:
+        self.paths: list[str] = []
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        del trainer, pl_module, batch_idx
+        self.paths += list(batch.image_path)
+
+
+@pytest.mark.slow
+def test_the_training_callbacks_give_the_same_batches_in_any_order(
+    tiny_dataset: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SelfValidation holds images out and ViewFeatureCache wraps the training set (and caches the
+    views' features by image): whatever the order FastFlow's training callbacks are attached in, the
+    fit reads the same batches and trains the same weights."""
+    orders = {
+        "as_attached": lambda callbacks: callbacks,
+        "reversed": lambda callbacks: callbacks[::-1],
+        "self_validation_last": lambda callbacks: sorted(
+            callbacks, key=lambda c: isinstance(c, SelfValidation)
+        ),
+    }
+    seen, weights = {}, {}
+    for name, reorder in orders.items():
+        seed_everything(0)
+        model = FastFlow(input_size=64, flow_steps=2, weights="random", self_validation=2)
+        own = FastFlow.configure_callbacks
+        monkeypatch.setattr(
+            FastFlow, "configure_callbacks", lambda self, own=own, reorder=reorder: reorder(own(self))
+        )
+        recorder = _SeenPaths()
+        datamodule = MVTec(
+            root=tiny_dataset, category="brick", train_batch_size=4, eval_batch_size=4, num_workers=0
+        )
+        Engine(default_root_dir=tmp_path / name, logger=False, max_epochs=6, callbacks=[recorder]).fit(
+            model, datamodule=datamodule
+        )
+        monkeypatch.setattr(FastFlow, "configure_callbacks", own)
+        seen[name] = recorder.paths
+        weights[name] = {key: value.clone() for key, value in model.model.flows.state_dict().items()}
+        assert len(set(recorder.paths)) == 12 - 2  # the held-out images are never trained on
+    assert seen["reversed"] == seen["as_attached"] == seen["self_validation_last"]
+    for name in ("reversed", "self_validation_last"):
+        for key, value in weights["as_attached"].items():
+            assert torch.equal(weights[name][key], value), (name, key)

@@ -14,6 +14,7 @@ from anomalib.metrics import AUPRO, AUROC, Evaluator
 from lightning.pytorch import Callback, Trainer
 
 from anomalib_fastflow import FastFlow, MVTec
+from anomalib_fastflow.errors import InputError
 from anomalib_fastflow.loss import negative_log_likelihood
 
 
@@ -64,7 +65,9 @@ def test_inverse_flow_regenerates_features() -> None:
         features = model.feature_extractor(torch.randn(1, 3, 96, 96))
         latents, _ = model.encode(features)
         regenerated = model.decode(latents)
-        for feature, norm, generated in zip(features, model.norms, regenerated, strict=True):
+        for feature, norm, generated in zip(
+            model.patch_features(features), model.norms, regenerated, strict=True
+        ):
             torch.testing.assert_close(generated, norm(feature), atol=1e-4, rtol=1e-4)
         polluted = [z.clone() for z in latents]
         polluted[0][..., :4, :4] += 3.0
@@ -283,4 +286,25 @@ def test_a_checkpoint_scores_with_the_feature_pooling_its_flows_were_trained_on(
         model.load_state_dict(checkpoint["state_dict"])
         with torch.no_grad():
             torch.testing.assert_close(model.eval().model(images).anomaly_map, expected)
-        assert model.hparams.feature_pooling == (saved_pooling or 1)
+        assert model.hparams.feature_pooling == [saved_pooling or 1] * 3
+
+
+def test_the_default_pooling_averages_every_stage_but_the_finest() -> None:
+    """``feature_pooling=None``: stride 4 as the backbone gives it, strides 8 and 16 averaged over 3x3;
+    the sides are what the model's hparams (and so its checkpoints) hold."""
+    torch.manual_seed(0)
+    model = FastFlow(input_size=64, flow_steps=2, weights="random").eval()
+    assert model.model.patch_features.sides == (1, 3, 3) and model.hparams.feature_pooling == [1, 3, 3]
+    features = [torch.rand(1, 4, 16, 16), torch.rand(1, 4, 8, 8), torch.rand(1, 4, 4, 4)]
+    finest, middle, coarsest = model.model.patch_features(features)
+    assert torch.allclose(coarsest, torch.nn.functional.avg_pool2d(features[2], 3, stride=1, padding=1))
+    assert torch.equal(finest, features[0])
+    expected = torch.nn.functional.avg_pool2d(features[1], 3, stride=1, padding=1)
+    assert torch.allclose(middle, expected) and not torch.allclose(middle, features[1])
+    assert FastFlow(
+        input_size=64, flow_steps=2, weights="random", feature_pooling=[3, 3, 1]
+    ).hparams.feature_pooling == [3, 3, 1]
+    with pytest.raises(InputError, match=r"one side per stage \(3\)"):
+        FastFlow(input_size=64, flow_steps=2, weights="random", feature_pooling=[1, 3])
+    one_stage = FastFlow(input_size=64, flow_steps=2, weights="random", layers=[3])
+    assert one_stage.model.patch_features.sides == (3,)

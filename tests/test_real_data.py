@@ -106,7 +106,7 @@ def test_feature_pooling_averages_each_neighbourhood_before_the_norm() -> None:
     pooled = model.patch_features([features])[0]
     assert pooled.shape == features.shape
     assert torch.allclose(pooled[0, :, 4, 4], features[0, :, 3:6, 3:6].mean(dim=(-2, -1)), atol=1e-6)
-    plain = FastFlowModel("tf_efficientnet_lite0", [2], (64, 64), 2, True, 1.0, "random")
+    plain = FastFlowModel("tf_efficientnet_lite0", [2], (64, 64), 2, True, 1.0, "random", feature_pooling=1)
     assert torch.equal(plain.patch_features([features])[0], features)
     with pytest.raises(ValueError, match="feature_pooling=2"):
         FastFlowModel("tf_efficientnet_lite0", [2], (64, 64), 2, True, 1.0, "random", feature_pooling=2)

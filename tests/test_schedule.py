@@ -24,9 +24,9 @@ def test_default_epochs_adapt_to_the_steps_per_epoch(steps_per_epoch: int, epoch
 def test_one_cycle_refuses_an_unbounded_run_and_scales_a_long_one() -> None:
     optimizer = torch.optim.Adam([torch.nn.Parameter(torch.zeros(1))], lr=5e-3)
     steps = {"num_training_batches": 3, "accumulate_grad_batches": 1}  # 3 steps per epoch: default 126 steps
-    unbounded = SimpleNamespace(estimated_stepping_batches=float("inf"), **steps)
+    unbounded = SimpleNamespace(estimated_stepping_batches=float("inf"), max_epochs=-1, max_steps=-1, **steps)
     with pytest.raises(
-        ValueError, match=r"needs a bounded run: set trainer\.max_epochs or trainer\.max_steps"
+        ValueError, match=r"max_epochs=-1 and max_steps=-1 leave the run unbounded \(-1 means no limit\)"
     ):
         budget_one_cycle(optimizer, unbounded, 5e-3)
     long_run = SimpleNamespace(estimated_stepping_batches=600, **steps)

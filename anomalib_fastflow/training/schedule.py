@@ -50,8 +50,9 @@ def budget_one_cycle(
     total_steps = trainer.estimated_stepping_batches
     if not 0 < total_steps < float("inf"):
         msg = (
-            f"lr_schedule='one_cycle' decays over a known number of steps, but max_epochs={trainer.max_epochs} "
-            f"and max_steps={trainer.max_steps} leave the run unbounded (-1 means no limit): give max_epochs or "
+            "lr_schedule='one_cycle' decays over a known number of steps, but "
+            f"max_epochs={getattr(trainer, 'max_epochs', None)} and max_steps={getattr(trainer, 'max_steps', None)} "
+            "leave the run unbounded (-1 means no limit): give max_epochs or "
             "max_steps of at least 1, leave all limits unset for the default budget, or train with "
             "lr_schedule='constant'."
         )

@@ -3,7 +3,6 @@
 from pathlib import Path
 
 from lightning.pytorch import Callback, LightningModule, Trainer
-from lightning.pytorch.trainer.states import TrainerFn
 
 from ..errors import InputError
 from .view_features import ViewFeatures
@@ -47,11 +46,14 @@ class ViewFeatureCache(Callback):
         self.affine_views = affine_views
         self.cache_bytes = cache_bytes
 
-    def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
-        """Before a fit, and before Lightning first builds the training loader (to count the optimizer
-        steps), so that the loader reads the training set ``ViewFeatures`` wraps."""
-        if stage != TrainerFn.FITTING:
-            return
+    def wrap_training_set(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        """Build the fit's ``ViewFeatures`` around the datamodule's training set as it is now.
+
+        Called by ``FastFlow.setup``, the model's hook, which Lightning runs after every callback's
+        ``setup`` and before it first builds the training loader (to count the optimizer steps): the
+        views wrap the training set that other callbacks left (``SelfValidation`` holds images out
+        in its ``setup``), whatever the callbacks' order, and the loader reads the wrapped set.
+        """
         datamodule = trainer.datamodule
         augmentation = resolve_augmentation(
             self.augmentation, getattr(datamodule, "category", None), self.affine_views
