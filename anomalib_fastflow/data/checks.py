@@ -6,6 +6,7 @@ conversion, which clips a 16-bit grey image's values to 255 (almost all white) w
 convert them to 8 bit first (``docs/errors.md``).
 """
 
+import functools
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -53,11 +54,27 @@ def check_image_file(path: str | Path) -> None:
 def check_image_files(paths: Iterable[str | Path]) -> None:
     """``check_image_file`` for every path, in order; raise on the first bad one.
 
+    A file that passed before in this process, unchanged since (same size and modification time),
+    is not decoded again: the demo checks its data before the Engine runs, ``DataCheck`` at each
+    stage, and a validation split drawn from the test split would otherwise be decoded twice.
+
     Raises:
         InputError: Names the first bad file and why.
     """
     for path in paths:
-        check_image_file(path)
+        try:
+            status = Path(path).stat()
+        except FileNotFoundError:
+            msg = f"Image not found: {path}"
+            raise InputError(msg) from None
+        _check_unchanged(str(path), status.st_mtime_ns, status.st_size)
+
+
+@functools.cache
+def _check_unchanged(path: str, mtime_ns: int, size: int) -> None:
+    """``check_image_file``, remembered by path, modification time and size (only passes are kept)."""
+    del mtime_ns, size  # part of the cache key only
+    check_image_file(path)
 
 
 def check_datamodule(datamodule: object, stage: str) -> None:
